@@ -1,0 +1,13 @@
+"""LivePortrait's networks as plain `nn.Module`s that load the official state dicts strictly."""
+
+from lpstream.liveportrait.networks.appearance_feature_extractor import AppearanceFeatureExtractor
+from lpstream.liveportrait.networks.dense_motion import DenseMotionNetwork
+from lpstream.liveportrait.networks.spade_generator import SPADEDecoder
+from lpstream.liveportrait.networks.warping_network import WarpingNetwork
+
+__all__ = [
+    "AppearanceFeatureExtractor",
+    "DenseMotionNetwork",
+    "SPADEDecoder",
+    "WarpingNetwork",
+]
