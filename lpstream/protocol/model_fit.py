@@ -1,0 +1,216 @@
+"""Fit the static motion-model constants (motion_tables.py) on the shared LivePortrait motion.
+
+Run once: `python -m lpstream.protocol.model_fit [motion_dir]`; it rewrites motion_tables.py.
+The model has 4 numbers per field plus 17 gap factors, so nine clips are plenty and the
+bitrate benchmark also reports a leave-one-clip-out figure to show it does not overfit.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from lpstream.motion import Motion
+from lpstream.protocol import motion_model as mm
+from lpstream.shared_data import shared_dir
+
+FIT_GAP = 3
+NUM_GAP_FACTORS = 17
+
+
+def load_clip_motions(path: Path) -> list[Motion]:
+    data = np.load(path)
+    eye = data["eye_ratio"] if "eye_ratio" in data.files else None
+    lip = data["lip_ratio"] if "lip_ratio" in data.files else None
+    return [
+        Motion(
+            data["pitch"][i], data["yaw"][i], data["roll"][i], data["t"][i], data["scale"][i],
+            data["exp"][i],
+            None if eye is None else eye[i],
+            None if lip is None else float(lip[i]),
+        )
+        for i in range(len(data["scale"]))
+    ]
+
+
+def _closed_loop(units: list[mm.FieldValues], gap: int, fields: list[int]):
+    """Residuals of constant-gap delta coding (what the codec does in steady state)."""
+    decoded: list[list[int]] = []
+    residuals = []
+    for n, frame in enumerate(units):
+        if n < gap:
+            decoded.append(list(frame.values))
+            continue
+        ref = decoded[n - gap]
+        values = [0] * mm.NUM_FIELDS
+        ks = [0] * mm.NUM_FIELDS
+        for f in fields:
+            step = mm.exp_step(values[mm.SCALE]) if mm.EXP0 <= f < mm.EYE0 else _STEPS[f]
+            k = mm.quantise_residual(frame.values[f], ref[f], step)
+            values[f] = mm.clamp(ref[f] + k * step, f)
+            ks[f] = k
+        decoded.append(values)
+        residuals.append(ks)
+    return residuals
+
+
+_STEPS = mm.field_steps(100_000)
+
+
+def fit(clips: list[list[Motion]]) -> dict[str, list[float] | list[int]]:
+    units = [[mm.motion_to_units(m) for m in clip] for clip in clips]
+    everything = [u for clip in units for u in clip]
+    neutral = [0] * mm.NUM_FIELDS
+    key_abs = [1.0] * mm.NUM_FIELDS
+    mean_abs = [0.01] * mm.NUM_FIELDS
+    for f in range(mm.NUM_FIELDS):
+        values = [u.values[f] for u in everything if f in u.coded_fields()]
+        if not values:
+            continue
+        neutral[f] = int(np.median(values))
+        steps = [
+            mm.exp_step(u.values[mm.SCALE]) if mm.EXP0 <= f < mm.EYE0 else _STEPS[f]
+            for u in everything
+            if f in u.coded_fields()
+        ]
+        key_abs[f] = max(0.5, float(np.mean(np.abs(np.subtract(values, neutral[f])) / steps)))
+    per_gap = {}
+    for gap in range(1, NUM_GAP_FACTORS):
+        sums = np.zeros(mm.NUM_FIELDS)
+        counts = np.zeros(mm.NUM_FIELDS)
+        for clip in units:
+            if not clip:
+                continue
+            fields = clip[0].coded_fields()
+            res = _closed_loop(clip, gap, fields)
+            if res:
+                arr = np.abs(np.array(res, dtype=float))
+                sums[fields] += arr[:, fields].sum(0)
+                counts[fields] += len(res)
+        per_gap[gap] = sums / np.maximum(counts, 1)
+    mean_abs = [max(0.01, float(x)) for x in per_gap[FIT_GAP]]
+    reference = sum(mean_abs)
+    gap_factor = [1.0] * NUM_GAP_FACTORS
+    for gap in range(1, NUM_GAP_FACTORS):
+        gap_factor[gap] = float(np.sum(np.maximum(per_gap[gap], 0.01)) / reference)
+    gap_factor[0] = gap_factor[1]
+    return {
+        "NEUTRAL": neutral,
+        "MEAN_ABS": mean_abs,
+        "MEAN_SPEED": mean_abs,
+        "KEY_MEAN_ABS": key_abs,
+        "GAP_FACTOR": gap_factor,
+    }
+
+
+def fit_delta_magnitudes(clips: list[tuple[list[Motion], float]]) -> list[list[int]]:
+    """Histogram of |delta residual| per model level, from the real codec's own contexts
+    (feedback three frames late, plus a 10 %-loss run for other reference gaps)."""
+    from lpstream.protocol import motion_codec
+
+    level_of_model = {id(model): level for level, model in enumerate(mm.DELTA_MODELS)}
+    counts: list[list[int]] = [[] for _ in mm.THRESHOLDS]
+
+    def observe(index: int, model: mm.MagnitudeModel, k: int) -> None:
+        level = level_of_model.get(id(model))
+        if level is None:
+            return
+        magnitude = abs(k)
+        if magnitude > mm.TRAINED_MAGNITUDE_MAX:
+            return
+        row = counts[level]
+        row.extend([0] * (magnitude + 1 - len(row)))
+        row[magnitude] += 1
+
+    rng = np.random.default_rng(0)
+    motion_codec._FIELD_OBSERVER = observe
+    try:
+        for loss in (0.0, 0.1):
+            for motions, fps in clips:
+                encoder, decoder = motion_codec.MotionEncoder(), motion_codec.MotionDecoder()
+                pending: list[tuple[int, bytes]] = []
+                for i, motion in enumerate(motions):
+                    while pending and pending[0][0] <= i:
+                        encoder.on_feedback(pending.pop(0)[1])
+                    packet = encoder.encode(motion, round(i * 1000 / fps))
+                    if rng.random() < loss:
+                        continue
+                    decoder.decode(packet)
+                    feedback = decoder.feedback()
+                    if feedback is not None:
+                        pending.append((i + 3, feedback))
+    finally:
+        motion_codec._FIELD_OBSERVER = None
+    return counts
+
+
+def fit_all(clips: list[tuple[list[Motion], float]], constants: dict) -> list[list[int]]:
+    """Install the per-field constants, then histogram residuals under their contexts."""
+    for name, values in constants.items():
+        setattr(mm.tables, name, values)
+    mm.tables.DELTA_MAGNITUDE_COUNTS = []
+    mm.rebuild_delta_models()
+    counts = fit_delta_magnitudes(clips)
+    counts = [
+        row if mm.level_centre(level) <= mm.TRAINED_LEVEL_MAX_MEAN else []
+        for level, row in enumerate(counts)
+    ]
+    while counts and not counts[-1]:
+        counts.pop()
+    mm.tables.DELTA_MAGNITUDE_COUNTS = counts
+    mm.rebuild_delta_models()
+    return counts
+
+
+def _format(name: str, values: list) -> str:
+    if values and isinstance(values[0], list):
+        rows = []
+        for row in values:
+            body = _format("x", row).split("\n")[1:-2]
+            rows.append("    [\n" + "\n".join("    " + line for line in body) + "\n    ],")
+        return f"{name} = [\n" + "\n".join(rows) + "\n]\n"
+    items = [str(v) if isinstance(v, int) else f"{v:.4g}" for v in values]
+    lines, line = [], "    "
+    for item in items:
+        if len(line) + len(item) + 2 > 96:
+            lines.append(line.rstrip())
+            line = "    "
+        line += item + ", "
+    lines.append(line.rstrip())
+    return f"{name} = [\n" + "\n".join(lines) + "\n]\n"
+
+
+def write_tables(constants: dict, path: Path) -> None:
+    text = (
+        '"""Static motion-model constants, fitted by `python -m lpstream.protocol.model_fit`.\n\n'
+        "Per field (order in motion_model: scale, pitch, yaw, roll, tx, ty, exp[63], eye[2],\n"
+        "lip), in quantiser steps: NEUTRAL = keyframe prediction (base units), KEY_MEAN_ABS =\n"
+        "mean |keyframe residual|, MEAN_ABS = mean |delta residual| at reference gap 3,\n"
+        "MEAN_SPEED = typical |residual| of the reference (speed context); GAP_FACTOR[g] =\n"
+        "residual growth at gap g relative to gap 3; DELTA_MAGNITUDE_COUNTS[level] = histogram\n"
+        "of |delta residual| per model level. Changing them changes the wire format.\n"
+        '"""\n\n'
+    )
+    for name, values in constants.items():
+        text += _format(name, values) + "\n"
+    path.write_text(text.rstrip() + "\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    folder = Path(args[0]) if args else shared_dir() / "motion"
+    paths = sorted(folder.glob("*.npz"))
+    clips = [load_clip_motions(p) for p in paths]
+    target = Path(__file__).with_name("motion_tables.py")
+    constants = fit(clips)
+    constants["DELTA_MAGNITUDE_COUNTS"] = []
+    with_fps = [(c, float(np.load(p)["fps"])) for c, p in zip(clips, paths, strict=True)]
+    constants["DELTA_MAGNITUDE_COUNTS"] = fit_all(with_fps, constants)
+    write_tables(constants, target)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
