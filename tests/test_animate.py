@@ -1,0 +1,120 @@
+"""`python -m lpstream animate`: file to file, audio copied, wire-cost summary, clear errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+import pytest
+
+from lpstream.animate import main
+from tests.conftest import shared_file
+
+
+def _streams(path: Path) -> dict[str, tuple[int, float]]:
+    """stream type -> (frame count, duration in seconds)."""
+    with av.open(str(path)) as container:
+        return {
+            stream.type: (stream.frames, float(stream.duration * stream.time_base))
+            for stream in container.streams
+        }
+
+
+def _frames(path: Path) -> list[np.ndarray]:
+    with av.open(str(path)) as container:
+        return [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
+
+
+def test_meshwarp_animates_a_portrait_with_the_driving_audio(tmp_path, capsys) -> None:
+    out = tmp_path / "einstein_d3.mp4"
+    code = main(
+        [str(shared_file("media/einstein.jpg")), str(shared_file("media/d3.mp4")),
+         "-o", str(out), "--backend", "meshwarp", "--max-frames", "60"]
+    )  # fmt: skip
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    streams = _streams(out)
+    assert streams["video"][0] == 60
+    assert streams["audio"][1] == pytest.approx(2.0, abs=0.15)  # audio cut with the video
+    frames = _frames(out)
+    assert frames[0].shape == (500, 374, 3)  # the source's size, made even for H.264
+    source = cv2.cvtColor(cv2.imread(str(shared_file("media/einstein.jpg"))), cv2.COLOR_BGR2RGB)
+    assert np.abs(frames[0].astype(int) - source[:500, :374]).mean() < 4  # reference frame
+    assert max(np.abs(f.astype(int) - frames[0]).mean() for f in frames) > 0.3  # it moves
+    assert "animate" in captured.err  # progress bar
+    assert "backend: meshwarp (requested --backend meshwarp)" in captured.err
+    assert "bytes/frame" in captured.out and "lpstream motion codec" in captured.out
+    per_frame = float(captured.out.split("): ")[1].split(" bytes/frame")[0])
+    assert 5 < per_frame < 300
+
+
+def test_driving_without_audio_and_auto_backend(tmp_path, capsys, monkeypatch) -> None:
+    monkeypatch.setenv("LPSTREAM_WEIGHTS", str(tmp_path / "no_weights"))
+    out = tmp_path / "mona_d0.mp4"
+    code = main(
+        [str(shared_file("media/mona_lisa.jpg")), str(shared_file("media/d0.mp4")),
+         "-o", str(out), "--no-progress", "--max-size", "512"]
+    )  # fmt: skip
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert "backend: meshwarp (no complete LivePortrait weights" in captured.err
+    streams = _streams(out)
+    assert streams["video"][0] == 78 and "audio" not in streams
+    assert _frames(out)[0].shape == (512, 288, 3)
+    assert "audio none" in captured.out
+
+
+@pytest.mark.slow
+def test_liveportrait_pipeline_on_random_weights(tmp_path, capsys) -> None:
+    from lpstream.liveportrait.testing import save_random_weights
+
+    torch = pytest.importorskip("torch")
+    weights = save_random_weights(tmp_path / "weights", seed=0)
+    out = tmp_path / "lp.mp4"
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)  # W + G cost ~9 s per frame on CPU (SPEC §5): 2 frames only
+    try:
+        code = main(
+            [str(shared_file("media/einstein.jpg")), str(shared_file("media/d3.mp4")),
+             "-o", str(out), "--weights", str(weights), "--device", "cpu",
+             "--max-frames", "2", "--no-progress"]
+        )  # fmt: skip
+    finally:
+        torch.set_num_threads(threads)
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert "backend: liveportrait (complete LivePortrait weights found" in captured.err
+    streams = _streams(out)
+    assert streams["video"][0] == 2 and "audio" in streams
+    assert _frames(out)[0].shape == (500, 374, 3)
+
+
+@pytest.mark.parametrize(
+    ("make_source", "make_driving", "message"),
+    [
+        (lambda d: d / "missing.jpg", None, "source image not found"),
+        (lambda d: _write(d / "notes.jpg", b"not an image"), None, "is not an image"),
+        (None, lambda d: d / "missing.mp4", "driving video not found"),
+        (None, lambda d: _write(d / "bad.mp4", b"\x00" * 64), "is not a video"),
+        (lambda d: _grey_png(d / "grey.png"), None, "no face found in the source"),
+    ],
+)
+def test_bad_inputs_give_clear_errors(tmp_path, capsys, make_source, make_driving, message):
+    source = make_source(tmp_path) if make_source else shared_file("media/einstein.jpg")
+    driving = make_driving(tmp_path) if make_driving else shared_file("media/d0.mp4")
+    code = main([str(source), str(driving), "-o", str(tmp_path / "out.mp4"), "--backend",
+                 "meshwarp", "--no-progress"])  # fmt: skip
+    assert code == 1
+    assert message in capsys.readouterr().err
+
+
+def _write(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
+
+
+def _grey_png(path: Path) -> Path:
+    cv2.imwrite(str(path), np.full((200, 200, 3), 127, dtype=np.uint8))
+    return path
