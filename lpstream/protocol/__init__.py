@@ -3,6 +3,9 @@
 Other tools use `MotionEncoder().encode(motion, timestamp_ms) -> bytes`,
 `MotionDecoder().decode(packet) -> Motion | None`, `MotionDecoder.feedback()` and
 `MotionEncoder.on_feedback(packet)`; every decoder raises only `ProtocolError` on bad bytes.
+Motion of the weight-free backend is coded with its own profile:
+`MotionEncoder(profile=profile_for_backend(backend_name))`; the profile travels in the
+keyframes, so `MotionDecoder()` needs no configuration.
 """
 
 from lpstream.motion import LivePortraitMotion, Motion
@@ -12,13 +15,22 @@ from lpstream.protocol.feedback import Feedback
 from lpstream.protocol.messages import KeyframeRequest, decode_message
 from lpstream.protocol.motion_codec import DecodeStatus, MotionDecoder, MotionEncoder
 from lpstream.protocol.portrait import PortraitReceiver, PortraitRejectedError, PortraitSender
+from lpstream.protocol.profiles import (
+    LIVEPORTRAIT,
+    MESHWARP,
+    CodecProfile,
+    profile_for_backend,
+)
 from lpstream.protocol.stats import Stats
 from lpstream.protocol.wire import MAX_PACKET_BYTES, PROTOCOL_VERSION, Kind
 
 __all__ = [
+    "LIVEPORTRAIT",
     "MAX_PACKET_BYTES",
+    "MESHWARP",
     "PROTOCOL_VERSION",
     "Bye",
+    "CodecProfile",
     "DecodeStatus",
     "Feedback",
     "Hello",
@@ -36,4 +48,5 @@ __all__ = [
     "decode_controls",
     "decode_message",
     "encode_controls",
+    "profile_for_backend",
 ]

@@ -1,8 +1,12 @@
-"""Fit the static motion-model constants (motion_tables.py) on the shared LivePortrait motion.
+"""Fit the static motion-model constants of a codec profile.
 
-Run once: `python -m lpstream.protocol.model_fit [motion_dir]`; it rewrites motion_tables.py.
-The model has 4 numbers per field plus 17 gap factors, so nine clips are plenty and the
-bitrate benchmark also reports a leave-one-clip-out figure to show it does not overfit.
+LivePortrait profile: `python -m lpstream.protocol.model_fit [motion_dir]` fits the shared
+LivePortrait motion (motion/*.npz) and rewrites motion_tables.py.
+Meshwarp profile: `python -m lpstream.protocol.model_fit --profile meshwarp` extracts the
+built-in backend's motion from the shared driving videos (media/d0, d3, d6.mp4) and rewrites
+motion_tables_meshwarp.py.
+The model has 4 numbers per field plus 17 gap factors, so a few clips are plenty; the
+bitrate benchmark also reports leave-one-clip-out figures to show it does not overfit.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import numpy as np
 
 from lpstream.motion import Motion
 from lpstream.protocol import motion_model as mm
+from lpstream.protocol.profiles import LIVEPORTRAIT, CodecProfile, profile_for_backend
 from lpstream.shared_data import shared_dir
 
 FIT_GAP = 3
@@ -35,7 +40,9 @@ def load_clip_motions(path: Path) -> list[Motion]:
     ]
 
 
-def _closed_loop(units: list[mm.FieldValues], gap: int, fields: list[int]):
+def _closed_loop(
+    units: list[mm.FieldValues], gap: int, fields: list[int], profile: CodecProfile
+):
     """Residuals of constant-gap delta coding (what the codec does in steady state)."""
     decoded: list[list[int]] = []
     residuals = []
@@ -47,8 +54,10 @@ def _closed_loop(units: list[mm.FieldValues], gap: int, fields: list[int]):
         values = [0] * mm.NUM_FIELDS
         ks = [0] * mm.NUM_FIELDS
         for f in fields:
-            step = mm.exp_step(values[mm.SCALE]) if mm.EXP0 <= f < mm.EYE0 else _STEPS[f]
+            step = profile.step(f, values[mm.SCALE])
             k = mm.quantise_residual(frame.values[f], ref[f], step)
+            if abs(k) == 1 and abs(frame.values[f] - ref[f]) < profile.dead_zone * step:
+                k = 0  # the encoder's hysteresis (never true for dead_zone 0.5)
             values[f] = mm.clamp(ref[f] + k * step, f)
             ks[f] = k
         decoded.append(values)
@@ -56,10 +65,9 @@ def _closed_loop(units: list[mm.FieldValues], gap: int, fields: list[int]):
     return residuals
 
 
-_STEPS = mm.field_steps(100_000)
-
-
-def fit(clips: list[list[Motion]]) -> dict[str, list[float] | list[int]]:
+def fit(
+    clips: list[list[Motion]], profile: CodecProfile = LIVEPORTRAIT
+) -> dict[str, list[float] | list[int]]:
     units = [[mm.motion_to_units(m) for m in clip] for clip in clips]
     everything = [u for clip in units for u in clip]
     neutral = [0] * mm.NUM_FIELDS
@@ -71,7 +79,7 @@ def fit(clips: list[list[Motion]]) -> dict[str, list[float] | list[int]]:
             continue
         neutral[f] = int(np.median(values))
         steps = [
-            mm.exp_step(u.values[mm.SCALE]) if mm.EXP0 <= f < mm.EYE0 else _STEPS[f]
+            profile.step(f, u.values[mm.SCALE])
             for u in everything
             if f in u.coded_fields()
         ]
@@ -84,7 +92,7 @@ def fit(clips: list[list[Motion]]) -> dict[str, list[float] | list[int]]:
             if not clip:
                 continue
             fields = clip[0].coded_fields()
-            res = _closed_loop(clip, gap, fields)
+            res = _closed_loop(clip, gap, fields, profile)
             if res:
                 arr = np.abs(np.array(res, dtype=float))
                 sums[fields] += arr[:, fields].sum(0)
@@ -105,12 +113,14 @@ def fit(clips: list[list[Motion]]) -> dict[str, list[float] | list[int]]:
     }
 
 
-def fit_delta_magnitudes(clips: list[tuple[list[Motion], float]]) -> list[list[int]]:
+def fit_delta_magnitudes(
+    clips: list[tuple[list[Motion], float]], profile: CodecProfile = LIVEPORTRAIT
+) -> list[list[int]]:
     """Histogram of |delta residual| per model level, from the real codec's own contexts
     (feedback three frames late, plus a 10 %-loss run for other reference gaps)."""
     from lpstream.protocol import motion_codec
 
-    level_of_model = {id(model): level for level, model in enumerate(mm.DELTA_MODELS)}
+    level_of_model = {id(model): level for level, model in enumerate(profile.delta_models)}
     counts: list[list[int]] = [[] for _ in mm.THRESHOLDS]
 
     def observe(index: int, model: mm.MagnitudeModel, k: int) -> None:
@@ -129,7 +139,8 @@ def fit_delta_magnitudes(clips: list[tuple[list[Motion], float]]) -> list[list[i
     try:
         for loss in (0.0, 0.1):
             for motions, fps in clips:
-                encoder, decoder = motion_codec.MotionEncoder(), motion_codec.MotionDecoder()
+                encoder = motion_codec.MotionEncoder(profile=profile)
+                decoder = motion_codec.MotionDecoder()
                 pending: list[tuple[int, bytes]] = []
                 for i, motion in enumerate(motions):
                     while pending and pending[0][0] <= i:
@@ -146,21 +157,25 @@ def fit_delta_magnitudes(clips: list[tuple[list[Motion], float]]) -> list[list[i
     return counts
 
 
-def fit_all(clips: list[tuple[list[Motion], float]], constants: dict) -> list[list[int]]:
+def fit_all(
+    clips: list[tuple[list[Motion], float]],
+    constants: dict,
+    profile: CodecProfile = LIVEPORTRAIT,
+) -> list[list[int]]:
     """Install the per-field constants, then histogram residuals under their contexts."""
     for name, values in constants.items():
-        setattr(mm.tables, name, values)
-    mm.tables.DELTA_MAGNITUDE_COUNTS = []
-    mm.rebuild_delta_models()
-    counts = fit_delta_magnitudes(clips)
+        setattr(profile.tables, name, values)
+    profile.tables.DELTA_MAGNITUDE_COUNTS = []
+    profile.rebuild_delta_models()
+    counts = fit_delta_magnitudes(clips, profile)
     counts = [
         row if mm.level_centre(level) <= mm.TRAINED_LEVEL_MAX_MEAN else []
         for level, row in enumerate(counts)
     ]
     while counts and not counts[-1]:
         counts.pop()
-    mm.tables.DELTA_MAGNITUDE_COUNTS = counts
-    mm.rebuild_delta_models()
+    profile.tables.DELTA_MAGNITUDE_COUNTS = counts
+    profile.rebuild_delta_models()
     return counts
 
 
@@ -182,9 +197,15 @@ def _format(name: str, values: list) -> str:
     return f"{name} = [\n" + "\n".join(lines) + "\n]\n"
 
 
-def write_tables(constants: dict, path: Path) -> None:
+MESHWARP_FIT_VIDEOS = ("d0.mp4", "d3.mp4", "d6.mp4")
+"""Shared driving videos the meshwarp profile is fitted on (carphone stays out of sample)."""
+
+
+def write_tables(constants: dict, path: Path, command: str = "") -> None:
     text = (
-        '"""Static motion-model constants, fitted by `python -m lpstream.protocol.model_fit`.\n\n'
+        '"""Static motion-model constants, fitted by'
+        + ("\n" if command else " ")
+        + f'`python -m lpstream.protocol.model_fit{command}`.\n\n'
         "Per field (order in motion_model: scale, pitch, yaw, roll, tx, ty, exp[63], eye[2],\n"
         "lip), in quantiser steps: NEUTRAL = keyframe prediction (base units), KEY_MEAN_ABS =\n"
         "mean |keyframe residual|, MEAN_ABS = mean |delta residual| at reference gap 3,\n"
@@ -198,17 +219,33 @@ def write_tables(constants: dict, path: Path) -> None:
     path.write_text(text.rstrip() + "\n")
 
 
+def meshwarp_clips(media_dir: Path | None = None) -> list[tuple[list[Motion], float]]:
+    """The meshwarp sender's motion of the shared driving videos (MediaPipe, ~15 s)."""
+    from lpstream.meshwarp.clip_motion import motions_from_video
+
+    folder = media_dir or shared_dir() / "media"
+    return [motions_from_video(folder / name) for name in MESHWARP_FIT_VIDEOS]
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
-    folder = Path(args[0]) if args else shared_dir() / "motion"
-    paths = sorted(folder.glob("*.npz"))
-    clips = [load_clip_motions(p) for p in paths]
-    target = Path(__file__).with_name("motion_tables.py")
-    constants = fit(clips)
+    args = list(sys.argv[1:] if argv is None else argv)
+    profile = LIVEPORTRAIT
+    command = ""
+    if args[:1] == ["--profile"] and len(args) > 1:
+        profile = profile_for_backend(args[1])
+        command = f" --profile {profile.name}"
+        args = args[2:]
+    if profile is LIVEPORTRAIT:
+        folder = Path(args[0]) if args else shared_dir() / "motion"
+        paths = sorted(folder.glob("*.npz"))
+        with_fps = [(load_clip_motions(p), float(np.load(p)["fps"])) for p in paths]
+    else:
+        with_fps = meshwarp_clips(Path(args[0]) if args else None)
+    target = Path(profile.tables.__file__)
+    constants = fit([clip for clip, _ in with_fps], profile)
     constants["DELTA_MAGNITUDE_COUNTS"] = []
-    with_fps = [(c, float(np.load(p)["fps"])) for c, p in zip(clips, paths, strict=True)]
-    constants["DELTA_MAGNITUDE_COUNTS"] = fit_all(with_fps, constants)
-    write_tables(constants, target)
+    constants["DELTA_MAGNITUDE_COUNTS"] = fit_all(with_fps, constants, profile)
+    write_tables(constants, target, command)
     return 0
 
 

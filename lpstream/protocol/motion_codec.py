@@ -1,7 +1,8 @@
 """Motion frames: the stateful encoder/decoder pair of the unreliable motion channel.
 
-Keyframe = version, 0x10|seq[11:8], seq[7:0], arithmetic-coded body; delta = version,
-0xC0|ref_seq[5:0], arithmetic-coded body (docs/protocol.md §3-4). The body holds flags,
+Keyframe = version, 0x10|seq[11:8], seq[7:0], arithmetic-coded body (or 0x80|seq[11:8],
+seq[7:0], profile id, body for a non-LivePortrait codec profile); delta = version,
+0xC0|ref_seq[5:0], arithmetic-coded body (docs/protocol.md §2.1, §3-4). The body holds flags,
 timestamp and every field as a quantised residual against the reference (a frame the
 receiver acknowledged) or, in a keyframe, against the trained neutral motion.
 """
@@ -17,6 +18,7 @@ from lpstream.protocol import motion_model as mm
 from lpstream.protocol.arith import ArithmeticDecoder, ArithmeticEncoder, FrequencyTable
 from lpstream.protocol.errors import ProtocolError
 from lpstream.protocol.feedback import Feedback
+from lpstream.protocol.profiles import LIVEPORTRAIT, CodecProfile, profile_by_id
 from lpstream.protocol.wire import (
     SEQ_MODULO,
     Kind,
@@ -61,19 +63,32 @@ class FrameRecord:
     """Frame interval in 1/16 ms (sender timestamps per frame), predicts the next stamp."""
     has_eye: bool
     has_lip: bool
+    profile: CodecProfile = LIVEPORTRAIT
+    """Deltas against this frame use its profile's steps and models."""
 
 
 class _FieldCoder:
     """The per-field loop, written once for both directions so they cannot drift apart."""
 
-    def __init__(self, ref: FrameRecord | None, gap: int, has_eye: bool, has_lip: bool):
+    def __init__(
+        self,
+        ref: FrameRecord | None,
+        gap: int,
+        has_eye: bool,
+        has_lip: bool,
+        profile: CodecProfile = LIVEPORTRAIT,
+    ):
         self.ref = ref
         self.has_eye = has_eye
         self.has_lip = has_lip
+        self.profile = profile
+        self.tables = profile.tables
         self.context = (
-            mm.DeltaContext(gap, ref.residuals if ref.gap else None, ref.gap) if ref else None
+            mm.DeltaContext(gap, ref.residuals if ref.gap else None, ref.gap, profile.tables)
+            if ref
+            else None
         )
-        self.neutral = mm.neutral_values()
+        self.neutral = mm.neutral_values(profile.tables)
         self.values = [0] * mm.NUM_FIELDS
         self.residuals = [0] * mm.NUM_FIELDS
         self.fields = mm.FieldValues(self.values, has_eye, has_lip).coded_fields()
@@ -83,8 +98,13 @@ class _FieldCoder:
         ref = self.ref
         if ref is not None and self._ref_has(index):
             assert self.context is not None
-            return ref.values[index], mm.DELTA_MODELS[mm.level_of(self.context.expected(index))]
-        return self.neutral[index], mm.KEY_MODELS[mm.level_of(mm.tables.KEY_MEAN_ABS[index])]
+            level = mm.level_of(self.context.expected(index))
+            return ref.values[index], self.profile.delta_models[level]
+        return self.neutral[index], mm.KEY_MODELS[mm.level_of(self.tables.KEY_MEAN_ABS[index])]
+
+    def _predicts(self, index: int) -> bool:
+        """Whether field `index` is coded against the reference (not the neutral motion)."""
+        return self.ref is not None and self._ref_has(index)
 
     def _ref_has(self, index: int) -> bool:
         assert self.ref is not None
@@ -96,14 +116,18 @@ class _FieldCoder:
 
     def run(self, coder, source: list[int] | None) -> None:
         encoding = source is not None
+        dead_zone = self.profile.dead_zone
         for index in self.fields:
             prediction, model = self.prediction_and_model(index)
-            step = mm.exp_step(self.values[mm.SCALE]) if mm.EXP0 <= index < mm.EYE0 else (
-                _FIXED_STEPS[index]
-            )
+            step = self.profile.step(index, self.values[mm.SCALE])
             bound = mm.max_residual(index, step)
             if encoding:
                 k = mm.quantise_residual(source[index], prediction, step)
+                if (k == 1 or k == -1) and self._predicts(index):
+                    # Dead zone (hysteresis): jitter just past half a step does not move the
+                    # decoded value. Never triggers with plain rounding (dead_zone 0.5).
+                    if abs(source[index] - prediction) < dead_zone * step:
+                        k = 0
                 model.encode(coder, k, bound)
             else:
                 k = model.decode(coder, bound)
@@ -115,7 +139,6 @@ class _FieldCoder:
                 self.context.update(k)
 
 
-_FIXED_STEPS = mm.field_steps(100_000)
 _FIELD_OBSERVER = None
 """Hook (index, model, residual) for model fitting and cost analysis; None in normal use."""
 
@@ -129,10 +152,15 @@ class _SentFrame:
 class MotionEncoder:
     """Sender side: Motion (or None for "no face") → packet for the unreliable channel."""
 
-    def __init__(self, max_gap: int = MAX_GAP) -> None:
+    def __init__(self, max_gap: int = MAX_GAP, profile: CodecProfile = LIVEPORTRAIT) -> None:
+        """`profile`: quantisers and statistics of the motion's kind (see
+        `lpstream.protocol.profile_for_backend`); it travels in every keyframe."""
         if not 1 <= max_gap <= MAX_GAP:
             raise ValueError(f"max_gap must be in 1..{MAX_GAP}")
+        if not isinstance(profile, CodecProfile):
+            raise TypeError(f"profile must be a CodecProfile, got {type(profile).__name__}")
         self.max_gap = max_gap
+        self.profile = profile
         self._seq = 0
         self._history: dict[int, _SentFrame] = {}
         self._last_timestamp: int | None = None
@@ -221,14 +249,24 @@ class MotionEncoder:
             residual -= _TIMESTAMP_MODULO // 2
             _TIMESTAMP_MODEL.encode(coder, residual, _TIMESTAMP_MODULO // 2)
             interval = _interval_from(ref, timestamp, gap)
-        fields = _FieldCoder(ref, gap, units.has_eye, units.has_lip)
+        fields = _FieldCoder(ref, gap, units.has_eye, units.has_lip, self.profile)
         fields.run(coder, units.values)
         record = FrameRecord(
-            fields.values, fields.residuals, gap, timestamp, interval, units.has_eye, units.has_lip
+            fields.values,
+            fields.residuals,
+            gap,
+            timestamp,
+            interval,
+            units.has_eye,
+            units.has_lip,
+            self.profile,
         )
         self._history[seq] = _SentFrame(record)
         self._history.pop((seq - STORE_FRAMES) % SEQ_MODULO, None)
         self._last_timestamp = timestamp
+        if ref is None and self.profile is not LIVEPORTRAIT:
+            profile_byte = bytes((self.profile.profile_id,))
+            return header(Kind.MOTION_PROFILED, seq) + profile_byte + coder.finish()
         if ref is None:
             return header(Kind.MOTION, seq) + coder.finish()
         return header(Kind.MOTION_DELTA, ref_seq) + coder.finish()
@@ -299,11 +337,19 @@ class MotionDecoder:
 
     def decode(self, packet: bytes) -> Motion | None:
         kind, number, offset = expect_kind(
-            packet, Kind.MOTION, Kind.MOTION_DELTA, Kind.NO_FACE
+            packet, Kind.MOTION, Kind.MOTION_PROFILED, Kind.MOTION_DELTA, Kind.NO_FACE
         )
         assert number is not None
         if kind is Kind.MOTION_DELTA:
             seq, record = self._decode_delta(packet[offset:], number)
+        elif kind is Kind.MOTION_PROFILED:
+            if len(packet) <= offset:
+                raise ProtocolError("motion keyframe: truncated before its profile byte")
+            profile = profile_by_id(packet[offset])
+            if profile is LIVEPORTRAIT:
+                raise ProtocolError("motion keyframe: profile 0 must use the MOTION kind")
+            seq = number
+            record = self._decode_keyframe(packet[offset + 1 :], profile)
         else:
             seq = number
             record = self._decode_keyframe(packet[offset:]) if kind is Kind.MOTION else None
@@ -412,7 +458,9 @@ class MotionDecoder:
             del self._store[old]
         self._pending_acks = True
 
-    def _decode_keyframe(self, body: bytes) -> FrameRecord:
+    def _decode_keyframe(
+        self, body: bytes, profile: CodecProfile = LIVEPORTRAIT
+    ) -> FrameRecord:
         coder = ArithmeticDecoder(body)
         has_eye = bool(coder.decode_uniform(2))
         has_lip = bool(coder.decode_uniform(2))
@@ -421,7 +469,9 @@ class MotionDecoder:
         interval = coder.decode_uniform(_MAX_INTERVAL + 1)
         if interval == 0:
             raise ProtocolError("motion keyframe: frame interval 0 is invalid")
-        return self._decode_fields(coder, None, 0, timestamp, interval, has_eye, has_lip)
+        return self._decode_fields(
+            coder, None, 0, timestamp, interval, has_eye, has_lip, profile
+        )
 
     def _find_reference(self, low_bits: int, check: int) -> int | None:
         """The stored frame whose sequence number ends in these 8 bits (the store spans
@@ -448,13 +498,17 @@ class MotionDecoder:
         residual = _TIMESTAMP_MODEL.decode(coder, _TIMESTAMP_MODULO // 2)
         timestamp = (_predict_timestamp(ref, gap) + residual) % _TIMESTAMP_MODULO
         interval = _interval_from(ref, timestamp, gap)
-        record = self._decode_fields(coder, ref, gap, timestamp, interval, has_eye, has_lip)
+        record = self._decode_fields(
+            coder, ref, gap, timestamp, interval, has_eye, has_lip, ref.profile
+        )
         return (ref_seq + gap) % SEQ_MODULO, record
 
     @staticmethod
-    def _decode_fields(coder, ref, gap, timestamp, interval, has_eye, has_lip) -> FrameRecord:
-        fields = _FieldCoder(ref, gap, has_eye, has_lip)
+    def _decode_fields(
+        coder, ref, gap, timestamp, interval, has_eye, has_lip, profile
+    ) -> FrameRecord:
+        fields = _FieldCoder(ref, gap, has_eye, has_lip, profile)
         fields.run(coder, None)
         return FrameRecord(
-            fields.values, fields.residuals, gap, timestamp, interval, has_eye, has_lip
+            fields.values, fields.residuals, gap, timestamp, interval, has_eye, has_lip, profile
         )

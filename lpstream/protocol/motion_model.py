@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from bisect import bisect_right
 from dataclasses import dataclass
+from types import ModuleType
 
 import numpy as np
 
@@ -151,9 +152,9 @@ def units_to_motion(fields: FieldValues) -> Motion:
     )
 
 
-def neutral_values() -> list[int]:
-    """Keyframe prediction: the typical LivePortrait motion (trained constants)."""
-    return list(tables.NEUTRAL)
+def neutral_values(model_tables: ModuleType = tables) -> list[int]:
+    """Keyframe prediction: the typical motion of a profile (trained constants)."""
+    return list(model_tables.NEUTRAL)
 
 
 # ----------------------------------------------------------------------------------------
@@ -243,12 +244,12 @@ def _parametric_model(level: int) -> MagnitudeModel:
     )
 
 
-def _trained_model(level: int) -> MagnitudeModel:
+def _trained_model(level: int, model_tables: ModuleType = tables) -> MagnitudeModel:
     """Delta residual model: trained magnitude counts (motion_tables) where there were
     enough samples, blended with the geometric shape so unseen magnitudes stay codable."""
     width = magnitude_width(level)
     shape = geometric_magnitudes(level_centre(level), width)
-    trained = tables.DELTA_MAGNITUDE_COUNTS
+    trained = model_tables.DELTA_MAGNITUDE_COUNTS
     counts = trained[level] if level < len(trained) else []
     n = sum(counts)
     if n == 0:
@@ -263,7 +264,15 @@ def _trained_model(level: int) -> MagnitudeModel:
 
 KEY_MODELS = [_parametric_model(level) for level in range(len(THRESHOLDS))]
 """Keyframe and timestamp residuals: geometric shape only."""
-DELTA_MODELS = [_trained_model(level) for level in range(len(THRESHOLDS))]
+
+
+def build_delta_models(model_tables: ModuleType = tables) -> list[MagnitudeModel]:
+    """The delta models of one profile's trained tables (see lpstream.protocol.profiles)."""
+    return [_trained_model(level, model_tables) for level in range(len(THRESHOLDS))]
+
+
+DELTA_MODELS = build_delta_models(tables)
+"""Delta models of the LivePortrait profile (rebuilt in place by rebuild_delta_models)."""
 TRAINED_LEVEL_MAX_MEAN = 40.0
 """Levels whose expected |k| exceeds this use the geometric shape only (too few samples)."""
 TRAINED_MAGNITUDE_MAX = 32
@@ -272,11 +281,12 @@ TRAINED_MAGNITUDE_MAX = 32
 
 def rebuild_delta_models() -> None:
     """Re-read motion_tables (used by model_fit after it changes the constants)."""
-    DELTA_MODELS[:] = [_trained_model(level) for level in range(len(THRESHOLDS))]
+    DELTA_MODELS[:] = build_delta_models(tables)
 
 
-def gap_factor(gap: int) -> float:
-    return tables.GAP_FACTOR[min(gap, len(tables.GAP_FACTOR) - 1)]
+def gap_factor(gap: int, model_tables: ModuleType = tables) -> float:
+    factors = model_tables.GAP_FACTOR
+    return factors[min(gap, len(factors) - 1)]
 
 
 class DeltaContext:
@@ -287,8 +297,15 @@ class DeltaContext:
     were. Neither depends on packets the receiver might have lost.
     """
 
-    def __init__(self, gap: int, ref_residuals: list[int] | None, ref_gap: int) -> None:
-        self.gap_scale = gap_factor(gap)
+    def __init__(
+        self,
+        gap: int,
+        ref_residuals: list[int] | None,
+        ref_gap: int,
+        model_tables: ModuleType = tables,
+    ) -> None:
+        self.tables = model_tables
+        self.gap_scale = gap_factor(gap, model_tables)
         self.ref_residuals = ref_residuals
         self.speed_ratio = gap / ref_gap if ref_gap else 0.0
         self.coded_abs = 5.0
@@ -296,9 +313,9 @@ class DeltaContext:
         self._last_base = 0.0
 
     def expected(self, field: int) -> float:
-        base = tables.MEAN_ABS[field] * self.gap_scale
+        base = self.tables.MEAN_ABS[field] * self.gap_scale
         if self.ref_residuals is not None:
-            typical = tables.MEAN_SPEED[field]
+            typical = self.tables.MEAN_SPEED[field]
             speed = abs(self.ref_residuals[field]) * self.speed_ratio
             base *= math.sqrt((speed + typical) / (2.0 * typical))
         self._last_base = base

@@ -19,14 +19,17 @@ SEQ_MODULO = 1 << SEQ_BITS
 
 
 class Kind(IntEnum):
-    """Byte 1 of every packet. MOTION and NO_FACE keep sequence bits 11..8 in the low
-    nibble; MOTION_DELTA is any byte 0xC0-0xFF, its low 6 bits naming the reference."""
+    """Byte 1 of every packet. MOTION, MOTION_PROFILED and NO_FACE keep sequence bits
+    11..8 in the low nibble; MOTION_DELTA is any byte 0xC0-0xFF, its low 6 bits naming the
+    reference."""
 
     MOTION = 0x10
     """Motion keyframe: decodes alone."""
     NO_FACE = 0x20
     MOTION_DELTA = 0xC0
     """Motion frame predicted from a frame the receiver acknowledged."""
+    MOTION_PROFILED = 0x80
+    """Motion keyframe of a non-LivePortrait codec profile: byte 3 names the profile."""
     FEEDBACK = 0x30
     HELLO = 0x40
     CONTROLS = 0x41
@@ -40,7 +43,7 @@ class Kind(IntEnum):
     PORTRAIT_REJECTED = 0x64
 
 
-_SEQ_KINDS = (Kind.MOTION, Kind.NO_FACE)
+_SEQ_KINDS = (Kind.MOTION, Kind.NO_FACE, Kind.MOTION_PROFILED)
 REFERENCE_ID_BITS = 6
 
 
@@ -72,7 +75,7 @@ def parse_header(packet: bytes) -> tuple[Kind, int | None, int]:
     kind_byte = packet[1]
     if kind_byte & 0xC0 == Kind.MOTION_DELTA:
         return Kind.MOTION_DELTA, kind_byte & 0x3F, 2
-    if kind_byte & 0xF0 in (Kind.MOTION, Kind.NO_FACE):
+    if kind_byte & 0xF0 in _SEQ_KINDS:
         if len(packet) < 3:
             raise ProtocolError("motion packet too short for its sequence number")
         return Kind(kind_byte & 0xF0), ((kind_byte & 0x0F) << 8) | packet[2], 3
