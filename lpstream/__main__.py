@@ -9,7 +9,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("lpstream.serve", "run the call server (web client, signaling, WebRTC node)"),
     "animate": ("lpstream.animate", "animate a source portrait from a driving video, file to file"),
     "weights": ("lpstream.liveportrait.weights_cli", "download or check LivePortrait weights"),
-    "export-onnx": ("lpstream.liveportrait.onnx_export", "export the LivePortrait networks to ONNX"),
+    "export-onnx": ("lpstream.liveportrait.onnx_export", "export LivePortrait networks to ONNX"),
 }
 
 

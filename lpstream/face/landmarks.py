@@ -259,10 +259,3 @@ class LandmarkDetector:
         traceback: TracebackType | None,
     ) -> None:
         self.close()
-
-    def __del__(self) -> None:
-        # Closing at interpreter shutdown makes mediapipe print a TypeError; close early.
-        try:
-            self.close()
-        except Exception:
-            pass

@@ -1,0 +1,239 @@
+"""Node-to-node link: one RTCPeerConnection with data channels only (no RTP media).
+
+`motion` (unordered, maxRetransmits=0) carries motion packets: a late packet is worthless,
+the next one supersedes it. `control` (reliable, ordered) carries the protocol's messages
+(lpstream.protocol): Hello, portrait transfer (offer / need / chunks / accepted), codec
+feedback and Stats. Both channels carry many participants, so every binary message is
+framed as `[len(id)][participant id][protocol packet]` (empty id: about the link itself).
+The camera-equivalent bitrate, which the protocol's Stats has no field for, travels as a
+small JSON text message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from aiortc import RTCPeerConnection, RTCSessionDescription
+
+from lpstream.errors import LpstreamError
+from lpstream.node.meters import RateMeter
+from lpstream.protocol import (
+    Bye,
+    Feedback,
+    Hello,
+    Kind,
+    PortraitReceiver,
+    PortraitRejectedError,
+    PortraitSender,
+    ProtocolError,
+    Stats,
+    decode_message,
+)
+from lpstream.protocol.portrait import PortraitChunk, PortraitOffer, PortraitReply
+
+log = logging.getLogger("lpstream.node")
+
+
+def frame_packet(participant_id: str, packet: bytes) -> bytes:
+    name = participant_id.encode()
+    if len(name) > 255:
+        raise ValueError("participant id too long")
+    return bytes([len(name)]) + name + packet
+
+
+def unframe_packet(message: bytes) -> tuple[str, bytes]:
+    if not message or len(message) < 1 + message[0]:
+        raise ValueError("truncated frame")
+    length = message[0]
+    return message[1 : 1 + length].decode(), message[1 + length :]
+
+
+class LinkEvents:
+    """What a link reports to its node; each callback gets the link and a participant id."""
+
+    def __init__(
+        self,
+        motion: Callable[[NodeLink, str, bytes], None],
+        feedback: Callable[[NodeLink, str, bytes], None],
+        portrait: Callable[[NodeLink, str, np.ndarray, str], None],
+        stats: Callable[[NodeLink, str, Stats | None, float | None], None],
+    ) -> None:
+        self.motion = motion
+        self.feedback = feedback
+        self.portrait = portrait
+        """(link, participant, RGB image, sha256 hex) once a portrait is complete and valid."""
+        self.stats = stats
+        """(link, participant, protocol Stats or None, camera kbit/s or None)."""
+
+
+class NodeLink:
+    """The link to one other node."""
+
+    def __init__(self, pc: RTCPeerConnection, remote_node: str, events: LinkEvents) -> None:
+        self.pc = pc
+        self.remote_node = remote_node
+        self.events = events
+        self.motion: Any = None
+        self.control: Any = None
+        self.opened = asyncio.Event()
+        self.motion_bytes_out = RateMeter()
+        self.motion_bytes_in = RateMeter()
+        self.errors = 0
+        self.remote_backend = ""
+        self.hello_sent = False
+        self.portraits_in = PortraitReceiver()
+        """Content-addressed cache: a portrait already received is never sent again."""
+        self._portraits_out: dict[str, PortraitSender] = {}
+        self._portrait_for: dict[bytes, str] = {}
+        """sha256 → participant being transferred (the protocol's offer has no owner)."""
+        pc.on("datachannel", self._adopt)
+
+    def _adopt(self, channel: Any) -> None:
+        if channel.label == "motion":
+            self.motion = channel
+            channel.on("message", self._motion_message)
+        elif channel.label == "control":
+            self.control = channel
+            channel.on("message", self._control_message)
+            if channel.readyState == "open":
+                self.opened.set()
+            else:
+                channel.on("open", self.opened.set)
+
+    async def offer(self) -> str:
+        """Offerer side: both channels are created before the offer, so no renegotiation."""
+        self._adopt(self.pc.createDataChannel("motion", ordered=False, maxRetransmits=0))
+        self._adopt(self.pc.createDataChannel("control"))
+        await self.pc.setLocalDescription(await self.pc.createOffer())
+        return self.pc.localDescription.sdp
+
+    async def answer(self, sdp: str) -> str:
+        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
+        await self.pc.setLocalDescription(await self.pc.createAnswer())
+        return self.pc.localDescription.sdp
+
+    async def accept_answer(self, sdp: str) -> None:
+        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
+
+    @property
+    def is_open(self) -> bool:
+        return self.control is not None and self.control.readyState == "open"
+
+    # -- sending -----------------------------------------------------------------------------
+
+    def _send(self, participant_id: str, packet: bytes) -> None:
+        if self.is_open:
+            self.control.send(frame_packet(participant_id, packet))
+
+    def send_motion(self, participant_id: str, packet: bytes) -> None:
+        if self.motion is not None and self.motion.readyState == "open":
+            self.motion.send(frame_packet(participant_id, packet))
+            self.motion_bytes_out.add(len(packet))
+
+    def send_hello(self, backend: str) -> None:
+        if not self.hello_sent and self.is_open:
+            self._send("", Hello(backend, ("stitching",)).encode())
+            self.hello_sent = True
+
+    def send_bye(self) -> None:
+        self._send("", Bye().encode())
+
+    def send_feedback(self, participant_id: str, feedback: bytes) -> None:
+        self._send(participant_id, feedback)
+
+    def send_stats(self, participant_id: str, stats: Stats, camera_kbps: float) -> None:
+        self._send(participant_id, stats.encode())
+        if self.is_open:
+            self.control.send(
+                json.dumps({"type": "camera", "id": participant_id, "kbps": round(camera_kbps, 1)})
+            )
+
+    def send_portrait(self, participant_id: str, encoded: bytes) -> None:
+        """Offer a portrait; the receiver asks for the chunks only if it lacks them."""
+        sender = self._portraits_out.get(participant_id)
+        if sender is not None and sender.data == encoded:
+            return
+        sender = PortraitSender(encoded)
+        self._portraits_out[participant_id] = sender
+        self._send(participant_id, sender.offer())
+
+    # -- receiving ---------------------------------------------------------------------------
+
+    def _motion_message(self, message: str | bytes) -> None:
+        try:
+            if isinstance(message, str):
+                raise ValueError("motion messages are binary")
+            participant_id, packet = unframe_packet(message)
+        except ValueError as exc:
+            self.errors += 1
+            log.warning("bad motion frame from %s: %s", self.remote_node, exc)
+            return
+        self.motion_bytes_in.add(len(packet))
+        self.events.motion(self, participant_id, packet)
+
+    def _control_message(self, message: str | bytes) -> None:
+        try:
+            if isinstance(message, str):
+                parsed = json.loads(message)
+                if parsed.get("type") == "camera":
+                    self.events.stats(self, str(parsed["id"]), None, float(parsed["kbps"]))
+                return
+            participant_id, packet = unframe_packet(message)
+            self._protocol_message(participant_id, packet)
+        except (ValueError, KeyError, TypeError, AttributeError, LpstreamError) as exc:
+            self.errors += 1
+            log.warning("bad control message from %s: %s", self.remote_node, exc)
+
+    def _protocol_message(self, participant_id: str, packet: bytes) -> None:
+        message = decode_message(packet)
+        if isinstance(message, Hello):
+            self.remote_backend = message.backend
+        elif isinstance(message, Feedback):
+            self.events.feedback(self, participant_id, packet)
+        elif isinstance(message, Stats):
+            self.events.stats(self, participant_id, message, None)
+        elif isinstance(message, PortraitOffer | PortraitChunk):
+            self._portrait_in(participant_id, packet, message)
+        elif isinstance(message, PortraitReply):
+            self._portrait_reply(participant_id, packet)
+        elif isinstance(message, Bye):
+            log.info("node %s said bye", self.remote_node)
+
+    def _portrait_in(
+        self, participant_id: str, packet: bytes, message: PortraitOffer | PortraitChunk
+    ) -> None:
+        self._portrait_for[message.sha256] = participant_id
+        replies = self.portraits_in.on_packet(packet)
+        for reply in replies:
+            self._send(participant_id, reply)
+            answer = PortraitReply.decode(reply)
+            if answer.kind is Kind.PORTRAIT_ACCEPTED:
+                owner = self._portrait_for.pop(answer.sha256, participant_id)
+                image = self.portraits_in.image(answer.sha256)
+                self.events.portrait(self, owner, image, answer.sha256.hex())
+            elif answer.kind is Kind.PORTRAIT_REJECTED:
+                log.warning("portrait of %s refused: %s", participant_id, answer.reason)
+
+    def _portrait_reply(self, participant_id: str, packet: bytes) -> None:
+        sender = self._portraits_out.get(participant_id)
+        if sender is None:
+            return
+        try:
+            for chunk in sender.on_reply(packet):
+                self._send(participant_id, chunk)
+        except PortraitRejectedError as exc:
+            log.warning(
+                "node %s refused the portrait of %s: %s", self.remote_node, participant_id, exc
+            )
+
+    async def close(self) -> None:
+        self.send_bye()
+        await self.pc.close()
+
+
+__all__ = ["LinkEvents", "NodeLink", "ProtocolError", "frame_packet", "unframe_packet"]

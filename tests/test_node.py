@@ -1,0 +1,252 @@
+"""The media node through real aiortc peers on loopback, with the built-in backend.
+
+Each fake browser is an aiortc RTCPeerConnection that sends a real face video (d0.mp4) as
+its camera, uploads a real portrait over `control`, and must receive the other
+participant's avatar: frames that are not the placeholder and that change over time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import os
+from collections.abc import AsyncIterator
+from typing import Any
+
+import numpy as np
+import pytest
+
+from lpstream.node import NodeConfig
+from lpstream.node.loopback import (
+    FileCamera,
+    LoopbackBrowser,
+    avatar_frames,
+    jpeg,
+    load_face_frames,
+)
+from lpstream.serve import CallServer, ServeConfig
+from signaling import Limits
+from tests.conftest import shared_file
+
+pytestmark = pytest.mark.slow
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
+async def start_server(node_id: str = "A", **serve: Any) -> CallServer:
+    server = CallServer(
+        ServeConfig(port=0, **serve),
+        NodeConfig(node_id=node_id, backend="meshwarp", avatar_slots=3),
+        Limits(),
+    )
+    await server.start()
+    return server
+
+
+@pytest.fixture(scope="module")
+def face_frames() -> list[np.ndarray]:
+    return load_face_frames(shared_file("media/d0.mp4"))
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[CallServer]:
+    server = await start_server()
+    yield server
+    await server.stop()
+
+
+def ws_url(server: CallServer) -> str:
+    return f"ws://127.0.0.1:{server.port}/ws"
+
+
+async def test_two_participants_see_each_others_avatar(
+    server: CallServer, face_frames: list[np.ndarray]
+) -> None:
+    ann = LoopbackBrowser(ws_url(server), "room1", "ann")
+    bob = LoopbackBrowser(ws_url(server), "room1", "bob")
+    await ann.join(FileCamera(face_frames))
+    await bob.join(FileCamera(face_frames[10:]))
+    hello = await ann.wait_message("hello")
+    assert hello["backend"] == "meshwarp"
+    ann.upload(jpeg(face_frames[0][:, 40:280]))
+    bob.upload(jpeg(face_frames[20][:, 40:280]))
+    assert (await ann.wait_message("portrait-ok"))["sha256"]
+    assert (await bob.wait_message("portrait-ok"))["sha256"]
+
+    slots = await bob.wait_message("slots")
+    assert slots["slots"] == [{"slot": 0, "id": slots["slots"][0]["id"], "name": "ann"}]
+
+    for viewer in (ann, bob):
+        frames = await avatar_frames(viewer.tracks[0], 12)
+        assert frames[0].std() > 20, "avatar frame is blank"
+        changes = [
+            np.abs(a.astype(int) - b.astype(int)).mean() for a, b in itertools.pairwise(frames)
+        ]
+        assert max(changes) > 0.5, "the avatar does not move"
+
+    node = server.node
+    assert node is not None
+    await asyncio.sleep(2.5)
+    for session in node.sessions.values():
+        kbps = session.motion_sent.rate() * 8 / 1000
+        assert 0 < kbps < 10, f"{session.name} sends {kbps:.2f} kbit/s of motion"
+        assert session.camera_kbps() > 5 * kbps, "camera video should cost far more than motion"
+    ann.messages = [m for m in ann.messages if m["type"] != "stats"]  # only fresh numbers
+    stats = await ann.wait_message("stats")
+    tile = stats["tiles"][0]
+    assert tile["name"] == "bob" and 0 < tile["motion_kbps"] < 10 and tile["fps"] > 3
+    assert tile["node_latency_ms"] > 0
+
+    metrics = server.signaling.snapshot()
+    assert metrics["participants"] == 2
+    from lpstream.node.metrics import node_metrics
+
+    text = node_metrics(node, metrics)
+    assert 'lpstream_motion_bytes_total{participant="ann",room="room1"}' in text
+    assert "lpstream_latency_ms{" in text
+
+    # bob leaves: ann's tile goes back to the placeholder and the room shrinks
+    await bob.close()
+    slots = await ann.wait_message("slots", limit_s=10)
+    while slots["slots"]:
+        slots = await ann.wait_message("slots", limit_s=10)
+    await ann.close()
+
+
+async def test_bad_portraits_and_garbage_get_clear_errors(
+    server: CallServer, face_frames: list[np.ndarray]
+) -> None:
+    eve = LoopbackBrowser(ws_url(server), "room2", "eve")
+    await eve.join(FileCamera(face_frames))
+    eve.upload(b"definitely not an image")
+    error = await eve.wait_message("error")
+    assert error["code"] == "portrait" and "not a JPEG" in error["message"]
+    eve.upload(jpeg(np.full((200, 200, 3), 128, np.uint8)))
+    error = await eve.wait_message("error")
+    assert error["code"] == "portrait" and "face" in error["message"].lower()
+    eve.upload(jpeg(face_frames[0]), sha256="0" * 64)
+    assert "sha256" in (await eve.wait_message("error"))["message"]
+    eve.control.send("{not json")
+    assert (await eve.wait_message("error"))["code"] == "control"
+    eve.control.send(json.dumps({"type": "controls", "head": 99}))
+    assert "outside" in (await eve.wait_message("error"))["message"]
+    # still alive and well
+    eve.control.send(json.dumps({"type": "ping", "t": 7}))
+    assert (await eve.wait_message("pong"))["t"] == 7
+    eve.upload(jpeg(face_frames[0][:, 40:280]))
+    assert (await eve.wait_message("portrait-ok"))["sha256"]
+    await eve.close()
+
+
+async def test_two_nodes_share_a_call_over_data_channels_only(
+    server: CallServer, face_frames: list[np.ndarray]
+) -> None:
+    node_b = await start_server("B", peer_node=ws_url(server))
+    try:
+        assert node_b.page_config()["signaling"] == ws_url(server)
+        ann = LoopbackBrowser(ws_url(server), "bridge", "ann", node="A")
+        bob = LoopbackBrowser(ws_url(server), "bridge", "bob", node="B")
+        await ann.join(FileCamera(face_frames))
+        await bob.join(FileCamera(face_frames[10:]))
+        ann.upload(jpeg(face_frames[0][:, 40:280]))
+        bob.upload(jpeg(face_frames[20][:, 40:280]))
+        for viewer in (ann, bob):
+            frames = await avatar_frames(viewer.tracks[0], 8)
+            assert frames[-1].std() > 20
+
+        assert server.node is not None and node_b.node is not None
+        assert set(server.node.sessions) == {ann_id(server)}
+        link_a = server.node.links["node:B"]
+        link_b = node_b.node.links["node:A"]
+        for link in (link_a, link_b):
+            assert link.pc.getTransceivers() == [], "no RTP media between nodes"
+            for description in (link.pc.localDescription, link.pc.remoteDescription):
+                assert "m=video" not in description.sdp and "m=audio" not in description.sdp
+                assert "m=application" in description.sdp
+            assert link.motion.ordered is False and link.motion.maxRetransmits == 0
+            assert link.control.ordered is True and link.control.maxRetransmits is None
+            assert link.motion_bytes_out.total > 0 and link.motion_bytes_in.total > 0
+        # what crossed the link is what the remote side decoded: same codec packets
+        bob_on_a = next(s for s in server.node.sources.values() if s.name == "bob")
+        assert bob_on_a.portrait is not None and bob_on_a.packets > 10
+        for _ in range(50):  # stats go out once a second
+            if bob_on_a.camera_kbps > 0:
+                break
+            await asyncio.sleep(0.1)
+        assert bob_on_a.camera_kbps > 0, "camera bitrate stats travel over the link"
+        # the protocol's messages crossed the link: Hello, Stats, content-addressed portrait
+        assert link_a.remote_backend == link_b.remote_backend == "meshwarp"
+        assert bob_on_a.remote_stats is not None and bob_on_a.remote_stats.frames_sent > 10
+        assert link_a.portraits_in.has(bytes.fromhex(bob_on_a.portrait.sha256))
+        await ann.close()
+        await bob.close()
+    finally:
+        await node_b.stop()
+
+
+def ann_id(server: CallServer) -> str:
+    assert server.node is not None
+    return next(i for i, s in server.node.sessions.items() if s.name == "ann")
+
+
+async def test_rejoining_with_the_same_name_replaces_the_old_connection(
+    server: CallServer, face_frames: list[np.ndarray]
+) -> None:
+    ann = LoopbackBrowser(ws_url(server), "again", "ann")
+    bob = LoopbackBrowser(ws_url(server), "again", "bob")
+    await ann.join(FileCamera(face_frames))
+    await bob.join(FileCamera(face_frames[10:]))
+    bob.upload(jpeg(face_frames[20][:, 40:280]))
+    await avatar_frames(ann.tracks[0], 3)
+    old_id = ann_id(server)
+
+    # ann's tab reloads: new websocket, new RTCPeerConnection, same name
+    ann_again = LoopbackBrowser(ws_url(server), "again", "ann")
+    await ann_again.join(FileCamera(face_frames))
+    ann_again.upload(jpeg(face_frames[0][:, 40:280]))
+    frames = await avatar_frames(ann_again.tracks[0], 5)
+    assert frames[-1].std() > 20
+    assert server.node is not None
+    assert sorted(s.name for s in server.node.sessions.values()) == ["ann", "bob"]
+    assert old_id not in server.node.sessions
+    await avatar_frames(bob.tracks[0], 3)  # bob sees the new ann
+    for browser in (ann, ann_again, bob):
+        await browser.close()
+
+
+async def test_three_participants_each_see_both_others(
+    server: CallServer, face_frames: list[np.ndarray]
+) -> None:
+    names = ("ann", "bob", "cy")
+    browsers = [LoopbackBrowser(ws_url(server), "trio", name) for name in names]
+    for index, browser in enumerate(browsers):
+        await browser.join(FileCamera(face_frames[index * 5 :]))
+        browser.upload(jpeg(face_frames[index * 10][:, 40:280]))
+    for browser in browsers:
+        slots = await browser.wait_message("slots")
+        while len(slots["slots"]) < 2:
+            slots = await browser.wait_message("slots")
+        others = {s["name"] for s in slots["slots"]}
+        assert others == set(names) - {browser.name}
+        assert sorted(s["slot"] for s in slots["slots"]) == [0, 1]
+    for browser in browsers:
+        for slot in (0, 1):
+            frames = await avatar_frames(browser.tracks[slot], 3, limit_s=60)
+            assert frames[-1].std() > 20, f"{browser.name} slot {slot} is blank"
+    assert server.node is not None and len(server.node.views) == 6
+    for browser in browsers:
+        await browser.close()
+
+
+async def test_a_portrait_flood_is_refused(
+    server: CallServer, face_frames: list[np.ndarray]
+) -> None:
+    eve = LoopbackBrowser(ws_url(server), "flood", "eve")
+    await eve.join(FileCamera(face_frames))
+    for _ in range(12):
+        eve.control.send(json.dumps({"type": "portrait", "bytes": 10, "sha256": "0" * 64}))
+    error = await eve.wait_message("error")
+    assert "too many portraits" in error["message"]
+    eve.control.send(json.dumps({"type": "ping", "t": 1}))
+    assert (await eve.wait_message("pong"))["t"] == 1
+    await eve.close()

@@ -1,0 +1,254 @@
+// lpstream web client: deep link /?room=R&name=N&autojoin=1[&token=T] joins with no clicks.
+
+import { NodeCall } from "./call.js";
+import { fromFile, sendPortrait, snapshot } from "./portrait.js";
+import { Signaling } from "./signaling.js";
+import { browserStats, renderSelfStats, renderTileStats } from "./stats.js";
+
+const $ = (id) => document.getElementById(id);
+const params = new URLSearchParams(location.search);
+
+// Everything a test (or a curious user in the console) may want to look at.
+const state = (window.lpstream = {
+  phase: "idle", backend: "", id: null, slots: [], stats: null, errors: [], portrait: null,
+});
+
+let config;
+let signaling = null;
+let call = null;
+let camera = null;
+let statsTimer = null;
+let leaving = false;
+let retryTimer = null;
+
+function banner(text, kind = "error") {
+  const element = $("banner");
+  element.textContent = text;
+  element.className = kind;
+  element.hidden = !text;
+  if (kind === "error" && text) state.errors.push(text);
+}
+
+function tileFor(slot) {
+  let tile = document.querySelector(`.tile.remote[data-slot="${slot}"]`);
+  if (!tile) {
+    tile = $("tile-template").content.firstElementChild.cloneNode(true);
+    tile.dataset.slot = slot;
+    tile.hidden = true;
+    $("tiles").append(tile);
+  }
+  return tile;
+}
+
+function currentControls() {
+  return {
+    type: "controls",
+    eye: $("eye-follow").checked ? null : Number($("eye").value),
+    lip: $("lip-follow").checked ? null : Number($("lip").value),
+    head: Number($("head").value),
+    stitching: $("stitching").checked,
+  };
+}
+
+function wireControls() {
+  for (const id of ["eye", "lip", "head", "stitching", "eye-follow", "lip-follow"]) {
+    $(id).addEventListener("input", () => {
+      $("eye").disabled = $("eye-follow").checked;
+      $("lip").disabled = $("lip-follow").checked;
+      $("head-value").textContent = Number($("head").value).toFixed(1);
+      if (call) call.send(currentControls());
+    });
+  }
+  for (const radio of document.querySelectorAll("input[name=portrait]")) {
+    radio.addEventListener("change", () => {
+      $("portrait-file").hidden = radio.value !== "upload" || !radio.checked;
+      if (call && radio.checked && radio.value === "snapshot") uploadPortrait();
+    });
+  }
+  // A new portrait mid-call replaces the old one for everybody.
+  $("portrait-file").addEventListener("change", () => { if (call) uploadPortrait(); });
+}
+
+async function startCamera() {
+  if (camera) return camera;
+  camera = await navigator.mediaDevices.getUserMedia({
+    video: { width: { ideal: 320 }, height: { ideal: 240 }, frameRate: { ideal: 25, max: 30 } },
+    audio: false,
+  });
+  $("preview").srcObject = camera;
+  await new Promise((resolve) => {
+    const video = $("preview");
+    if (video.videoWidth) resolve();
+    else video.addEventListener("loadeddata", resolve, { once: true });
+  });
+  return camera;
+}
+
+async function portraitBytes() {
+  const mode = document.querySelector("input[name=portrait]:checked").value;
+  if (mode === "upload") return fromFile($("portrait-file").files[0]);
+  await new Promise((resolve) => setTimeout(resolve, 500)); // let auto-exposure settle
+  return snapshot($("preview"));
+}
+
+/** Send the portrait; a camera snapshot is retaken if the node finds no face in it. */
+async function uploadPortrait() {
+  const mode = document.querySelector("input[name=portrait]:checked").value;
+  const attempts = mode === "snapshot" ? 6 : 1;
+  state.portraitOk = false;
+  for (let attempt = 1; attempt <= attempts && call; attempt += 1) {
+    try {
+      const bytes = await portraitBytes();
+      const verdict = waitForPortraitVerdict(call);
+      state.portrait = await sendPortrait(call.control, bytes);
+      await verdict;
+      state.portraitOk = true;
+      banner("", "info");
+      return;
+    } catch (error) {
+      if (attempt === attempts) banner(`portrait: ${error.message}`);
+      else await new Promise((resolve) => setTimeout(resolve, 1000));
+    }
+  }
+}
+
+function waitForPortraitVerdict(current) {
+  return new Promise((resolve, reject) => {
+    const done = () => {
+      current.removeEventListener("portrait-ok", onOk);
+      current.removeEventListener("error", onError);
+    };
+    const onOk = () => { done(); resolve(); };
+    const onError = (event) => {
+      if (event.detail.code !== "portrait") return;
+      done();
+      reject(new Error(event.detail.message));
+    };
+    current.addEventListener("portrait-ok", onOk);
+    current.addEventListener("error", onError);
+  });
+}
+
+function onSlots(slots) {
+  state.slots = slots;
+  const used = new Set(slots.map((s) => s.slot));
+  for (let slot = 0; slot < config.slots; slot += 1) {
+    const tile = tileFor(slot);
+    tile.hidden = !used.has(slot);
+  }
+  for (const { slot, name } of slots) {
+    const tile = tileFor(slot);
+    tile.querySelector(".label").textContent = `${name} — avatar rendered from keypoints`;
+    tile.dataset.name = name;
+  }
+}
+
+async function pollStats() {
+  if (!call || !state.stats) return;
+  const local = await browserStats(call.pc);
+  state.browser = { rttMs: local.rttMs };
+  renderSelfStats($("self-stats"), state.stats.self, state.stats.backend, local);
+  for (const tile of state.stats.tiles) {
+    renderTileStats(tileFor(tile.slot).querySelector(".overlay"), tile, local);
+  }
+}
+
+async function join(event) {
+  if (event) event.preventDefault();
+  leaving = false;
+  clearTimeout(retryTimer);
+  const room = $("room").value.trim();
+  const name = $("name").value.trim();
+  if (!room || !name) { banner("enter a room and a name"); return; }
+  $("join").disabled = true;
+  $("leave").disabled = false;
+  state.phase = "joining";
+  try {
+    await startCamera();
+  } catch (error) {
+    banner(`camera: ${error.message} — allow the camera and join again`);
+    leave();
+    return;
+  }
+  try {
+    const url = config.signaling || `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws`;
+    signaling = new Signaling(url);
+    await signaling.open();
+    signaling.addEventListener("close", () => reconnectSoon("signaling connection lost"));
+    signaling.addEventListener("error", (e) => {
+      banner(`${e.detail.code}: ${e.detail.message}`);
+      if (["replaced", "room-full", "bad-token"].includes(e.detail.code)) leaving = true;
+    });
+    signaling.send({ type: "join", room, name, node: config.node, token: params.get("token") || undefined });
+    const joined = await signaling.next("joined");
+    state.id = joined.id;
+    history.replaceState(null, "", `?room=${encodeURIComponent(room)}&name=${encodeURIComponent(name)}` +
+      (params.get("token") ? `&token=${encodeURIComponent(params.get("token"))}` : ""));
+
+    const track = camera.getVideoTracks()[0];
+    call = new NodeCall({ iceServers: config.iceServers, slots: config.slots, cameraTrack: track, cameraStream: camera });
+    call.addEventListener("track", (e) => { tileFor(e.detail.slot).querySelector("video").srcObject = e.detail.stream; });
+    call.addEventListener("hello", (e) => { state.backend = e.detail.backend; });
+    call.addEventListener("slots", (e) => onSlots(e.detail.slots));
+    call.addEventListener("stats", (e) => { state.stats = e.detail; });
+    call.addEventListener("error", (e) => {
+      if (e.detail.code !== "portrait") banner(`${e.detail.code}: ${e.detail.message}`);
+    });
+    call.addEventListener("portrait-ok", () => banner("", "info"));
+    call.addEventListener("open", () => { call.send(currentControls()); uploadPortrait(); });
+    call.addEventListener("state", (e) => {
+      if (e.detail === "failed") reconnectSoon("connection to the media node failed");
+      if (e.detail === "connected") { state.phase = "in-call"; banner("", "info"); }
+    });
+    const answer = signaling.next("signal", 20000);
+    signaling.send({ type: "signal", to: joined.node, data: { kind: "offer", sdp: await call.offer() } });
+    await call.answer((await answer).data.sdp);
+    clearInterval(statsTimer);
+    statsTimer = setInterval(pollStats, 1000);
+  } catch (error) {
+    banner(error.message);
+    reconnectSoon(error.message);
+  }
+}
+
+function hangUp() {
+  clearInterval(statsTimer);
+  if (call) call.close();
+  if (signaling) signaling.close();
+  call = null;
+  signaling = null;
+  state.phase = "idle";
+  state.stats = null;
+  onSlots([]);
+}
+
+function reconnectSoon(reason) {
+  if (leaving || retryTimer) return;
+  hangUp();
+  banner(`${reason}; reconnecting…`, "info");
+  state.phase = "reconnecting";
+  retryTimer = setTimeout(() => { retryTimer = null; join(); }, 2000);
+}
+
+function leave() {
+  leaving = true;
+  clearTimeout(retryTimer);
+  retryTimer = null;
+  hangUp();
+  $("join").disabled = false;
+  $("leave").disabled = true;
+}
+
+async function main() {
+  config = await (await fetch("/config.json")).json();
+  state.config = config;
+  if (params.get("room")) $("room").value = params.get("room");
+  $("name").value = params.get("name") || `guest-${Math.floor(Math.random() * 1000)}`;
+  wireControls();
+  $("join-form").addEventListener("submit", join);
+  $("leave").addEventListener("click", leave);
+  addEventListener("pagehide", () => { leaving = true; hangUp(); });
+  if (params.get("autojoin") === "1") join();
+}
+
+main().catch((error) => banner(`cannot start: ${error.message}`));
