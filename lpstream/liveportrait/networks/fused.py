@@ -39,15 +39,20 @@ INSTANCE_NORM_EPS = 1e-5
 
 
 def fold_batch_norm(conv: nn.Module, norm: nn.Module) -> None:
-    """Fold an eval-mode BatchNorm that follows `conv` into `conv`'s weight and bias."""
-    assert isinstance(conv, nn.Conv2d | nn.Conv3d)
-    assert isinstance(norm, nn.modules.batchnorm._BatchNorm)
-    assert norm.running_mean is not None and norm.running_var is not None
-    scale = norm.weight / torch.sqrt(norm.running_var + norm.eps)
-    bias = conv.bias if conv.bias is not None else torch.zeros_like(norm.running_mean)
-    shape = (-1,) + (1,) * (conv.weight.dim() - 1)
-    conv.weight = nn.Parameter(conv.weight * scale.reshape(shape))
-    conv.bias = nn.Parameter((bias - norm.running_mean) * scale + norm.bias)
+    """Fold an eval-mode BatchNorm that follows `conv` into `conv`'s weight and bias.
+
+    Exact in real arithmetic because eval BatchNorm is a per-channel affine map of the conv's
+    output (running statistics, not batch statistics)."""
+    if not isinstance(conv, nn.Conv2d | nn.Conv3d):
+        raise TypeError(f"expected a Conv2d/Conv3d, got {type(conv).__name__}")
+    if not isinstance(norm, nn.modules.batchnorm._BatchNorm) or norm.running_var is None:
+        raise TypeError(f"expected a BatchNorm with running statistics, got {norm!r}")
+    with torch.no_grad():
+        scale = norm.weight / torch.sqrt(norm.running_var + norm.eps)
+        bias = conv.bias if conv.bias is not None else torch.zeros_like(norm.running_var)
+        shape = (-1,) + (1,) * (conv.weight.dim() - 1)
+        conv.weight = nn.Parameter(conv.weight * scale.reshape(shape))
+        conv.bias = nn.Parameter((bias - norm.running_mean) * scale + norm.bias)
 
 
 def fold_conv_norm_pairs(module: nn.Module) -> None:
@@ -78,6 +83,21 @@ def _phase_groups(factor: int) -> list[tuple[tuple[int, tuple[int, ...]], ...]]:
     return phases
 
 
+def padded_windows(
+    x: torch.Tensor, spans: list[tuple[int, int, int, int]]
+) -> dict[tuple[int, int, int, int], torch.Tensor]:
+    """Zero-padded views of x's last two axes shifted by each span's (row, col) offsets,
+    made contiguous once (in x's memory format) so several convs can read them."""
+    height, width = x.shape[-2:]
+    padded = F.pad(x, (1, 1, 1, 1))
+    layout = torch.channels_last if x.dim() == 4 else torch.contiguous_format
+    return {
+        (r0, r1, c0, c1): padded[..., 1 + r0 : 1 + height + r1, 1 + c0 : 1 + width + c1]
+        .contiguous(memory_format=layout)
+        for r0, r1, c0, c1 in set(spans)
+    }
+
+
 class UpsampledConv(nn.Module):
     """`conv3×3(nearest_upsample(x, factor))` without upsampling, via one small conv per
     distinct output phase (the last two axes; a leading depth axis of a 3-D kernel is kept).
@@ -92,7 +112,7 @@ class UpsampledConv(nn.Module):
         self.three_d = weight.dim() == 5
         phases = _phase_groups(factor)
         distinct = sorted(set(phases))
-        self.row_class = [distinct.index(p) for p in phases]
+        self.phase_class = [distinct.index(p) for p in phases]
         self.spans: list[tuple[int, int, int, int]] = []
         weights = []
         for rows in distinct:
@@ -114,26 +134,24 @@ class UpsampledConv(nn.Module):
         self.classes = len(distinct)
         self.bias = None if bias is None else nn.Parameter(bias.clone(), requires_grad=False)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, windows: dict[tuple[int, int, int, int], torch.Tensor] | None = None
+    ) -> torch.Tensor:
+        """`windows` (from `padded_windows(x)`) may be passed to share them between convs."""
         conv = F.conv3d if self.three_d else F.conv2d
         if self.factor == 1:
             return conv(x, self.weights[0], self.bias, padding=1)
-        height, width = x.shape[-2:]
-        padded = F.pad(x, (1, 1, 1, 1))
+        if windows is None:
+            windows = padded_windows(x, self.spans)
         depth_padding = (1, 0, 0) if self.three_d else 0
         outs = [
-            conv(
-                padded[..., 1 + r0 : 1 + height + r1, 1 + c0 : 1 + width + c1],
-                weight,
-                self.bias,
-                padding=depth_padding,
-            )
-            for weight, (r0, r1, c0, c1) in zip(self.weights, self.spans, strict=True)
+            conv(windows[span], weight, self.bias, padding=depth_padding)
+            for weight, span in zip(self.weights, self.spans, strict=True)
         ]
         return self._interleave(outs)
 
     def _phase(self, outs: list[torch.Tensor], p: int, q: int) -> torch.Tensor:
-        return outs[self.row_class[p] * self.classes + self.row_class[q]]
+        return outs[self.phase_class[p] * self.classes + self.phase_class[q]]
 
     def _interleave(self, outs: list[torch.Tensor]) -> torch.Tensor:
         """Place phase outputs so that out[..., s·i + p, s·j + q] = phase(p, q)[..., i, j].
@@ -141,6 +159,13 @@ class UpsampledConv(nn.Module):
         2-D results come out channels-last (the layout the decoder's convs prefer)."""
         s = self.factor
         first = outs[0]
+        if torch.onnx.is_in_onnx_export():
+            # Graph form without in-place slice writes: stack phases, then one reshape.
+            rows = [torch.stack([self._phase(outs, p, q) for q in range(s)], dim=-1)
+                    for p in range(s)]  # each (..., H, W, s)
+            stacked = torch.stack(rows, dim=-3)  # (..., H, s, W, s)
+            *lead, height, _, width, _ = stacked.shape
+            return stacked.reshape(*lead, height * s, width * s)
         if self.three_d:
             *lead, height, width = first.shape
             out = first.new_empty(*lead, height, s, width, s)
@@ -180,38 +205,56 @@ def _normalize(x: torch.Tensor) -> torch.Tensor:
     return torch.addcmul(-mean * rstd, x, rstd)
 
 
-def _modulate(normalized: torch.Tensor, gamma_beta: torch.Tensor) -> torch.Tensor:
-    """normalized·(1 + γ) + β, where `normalized` may be at 1/s of γ's resolution (it is
-    broadcast, which is nearest upsampling) and γ, β are the halves of `gamma_beta`."""
+def _modulate(
+    normalized: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor | None = None
+) -> torch.Tensor:
+    """normalized·(1 + γ) + β (β optional), where `normalized` may be at 1/s of γ's
+    resolution: it is broadcast over s×s blocks, which is nearest upsampling."""
     batch, channels, height, width = normalized.shape
-    full_h, full_w = gamma_beta.shape[-2:]
+    full_h, full_w = gamma.shape[-2:]
     s_h, s_w = full_h // height, full_w // width
-    gamma, beta = gamma_beta[:, :channels], gamma_beta[:, channels:]
     small = normalized.reshape(batch, channels, height, 1, width, 1)
     gamma = gamma.reshape(batch, channels, height, s_h, width, s_w)
-    beta = beta.reshape(batch, channels, height, s_h, width, s_w)
-    out = torch.addcmul(beta + small, small, gamma)
+    if beta is None:
+        out = torch.addcmul(small, small, gamma)
+    else:
+        beta = beta.reshape(batch, channels, height, s_h, width, s_w)
+        out = torch.addcmul(beta + small, small, gamma)
     return out.reshape(batch, channels, full_h, full_w)
 
 
 class FusedSPADE(nn.Module):
     """SPADE's label branch for a segmap at 1/`factor` resolution: ReLU(shared conv), then one
-    conv producing [γ, β]."""
+    conv producing [γ, β].
 
-    def __init__(self, spade: SPADE, factor: int) -> None:
+    With `project` (a 1×1 conv matrix P applied after the SPADE, as the learned shortcut
+    does), β is replaced by P·β, computed directly by a conv with weights P∘W_β: P(n(1+γ) + β)
+    = P(n(1+γ)) + P·β, and P·β has fewer channels than β.
+    """
+
+    def __init__(self, spade: SPADE, factor: int, project: torch.Tensor | None = None) -> None:
         super().__init__()
         shared: nn.Conv2d = spade.mlp_shared[0]  # type: ignore[assignment]
         self.shared = UpsampledConv(shared.weight.detach(), shared.bias.detach(), factor)
+        beta_weight, beta_bias = spade.mlp_beta.weight.detach(), spade.mlp_beta.bias.detach()
+        if project is not None:
+            beta_weight = torch.einsum("oc,cikl->oikl", project, beta_weight)
+            beta_bias = project @ beta_bias
+        self.gamma_channels = spade.mlp_gamma.out_channels
         self.gamma_beta = nn.Conv2d(
-            spade.mlp_gamma.in_channels, 2 * spade.mlp_gamma.out_channels, 3, padding=1
+            spade.mlp_gamma.in_channels, self.gamma_channels + beta_weight.shape[0], 3, padding=1
         )
         with torch.no_grad():
-            self.gamma_beta.weight.copy_(torch.cat([spade.mlp_gamma.weight, spade.mlp_beta.weight]))
-            self.gamma_beta.bias.copy_(torch.cat([spade.mlp_gamma.bias, spade.mlp_beta.bias]))
+            self.gamma_beta.weight.copy_(torch.cat([spade.mlp_gamma.weight, beta_weight]))
+            self.gamma_beta.bias.copy_(torch.cat([spade.mlp_gamma.bias, beta_bias]))
 
-    def forward(self, segmap: torch.Tensor) -> torch.Tensor:
-        hidden = F.relu(self.shared(segmap)).contiguous(memory_format=torch.channels_last)
-        return self.gamma_beta(hidden)
+    def forward(
+        self, segmap: torch.Tensor, windows: dict | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(γ, β) — or (γ, P·β) with `project` — as channel views of one conv output."""
+        hidden = F.relu(self.shared(segmap, windows))
+        gamma_beta = self.gamma_beta(hidden.contiguous(memory_format=torch.channels_last))
+        return gamma_beta[:, : self.gamma_channels], gamma_beta[:, self.gamma_channels :]
 
 
 def _plain_conv(conv: nn.Module) -> nn.Conv2d:
@@ -240,20 +283,24 @@ class FusedSPADEBlock(nn.Module):
         self.learned_shortcut = block.learned_shortcut
         if self.learned_shortcut:
             self.conv_s = _plain_conv(block.conv_s)
-            self.norm_s = FusedSPADE(block.norm_s, label_factor)
+            projection = self.conv_s.weight.detach()[:, :, 0, 0]
+            self.norm_s = FusedSPADE(block.norm_s, label_factor, project=projection)
         elif upsample != 1:
             raise ValueError("an upsampling block needs a learned shortcut")
 
-    def forward(self, x: torch.Tensor, segmap: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, segmap: torch.Tensor, windows: dict | None = None
+    ) -> torch.Tensor:
         normalized = _normalize(x)
-        dx = F.leaky_relu(_modulate(normalized, self.norm_0(segmap)), LEAKY_RELU_SLOPE_SPADE)
-        dx = self.conv_0(dx.contiguous(memory_format=torch.channels_last))
-        dx = F.leaky_relu(_modulate(_normalize(dx), self.norm_1(segmap)), LEAKY_RELU_SLOPE_SPADE)
-        dx = self.conv_1(dx.contiguous(memory_format=torch.channels_last))
-        if self.learned_shortcut:
-            shortcut = _modulate(normalized, self.norm_s(segmap))
-            return self.conv_s(shortcut.contiguous(memory_format=torch.channels_last)) + dx
-        return x + dx
+        dx = _modulate(normalized, *self.norm_0(segmap, windows))
+        dx = self.conv_0(F.leaky_relu(dx, LEAKY_RELU_SLOPE_SPADE, inplace=True))
+        dx = _modulate(_normalize(dx), *self.norm_1(segmap, windows))
+        dx = self.conv_1(F.leaky_relu(dx, LEAKY_RELU_SLOPE_SPADE, inplace=True))
+        if not self.learned_shortcut:
+            return x + dx
+        gamma, projected_beta = self.norm_s(segmap, windows)
+        shortcut = self.conv_s(_modulate(normalized, gamma))
+        return (shortcut + projected_beta).add_(dx)
 
 
 class FusedSPADEDecoder(nn.Module):
@@ -275,8 +322,11 @@ class FusedSPADEDecoder(nn.Module):
         x = self.fc(segmap)
         for block in self.middle:
             x = block(x, segmap)
-        x = self.up_0(x, segmap)
-        x = self.up_1(x, segmap)
+        # Every sub-pixel label conv reads shifted windows of the same segmap: cut them once.
+        spans = self.up_0.norm_0.shared.spans + self.up_1.norm_0.shared.spans
+        windows = padded_windows(segmap, spans)
+        x = self.up_0(x, segmap, windows)
+        x = self.up_1(x, segmap, windows)
         x = F.leaky_relu(x, LEAKY_RELU_SLOPE_SPADE).contiguous(memory_format=torch.channels_last)
         return torch.sigmoid(self.conv_img(x))
 
