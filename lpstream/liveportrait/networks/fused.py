@@ -358,3 +358,18 @@ class FusedWarpDecode(nn.Module):
     ) -> torch.Tensor:
         warped = self.warping_module(feature_3d, kp_driving=kp_driving, kp_source=kp_source)
         return self.spade_generator(warped["out"])
+
+
+class PlainWarpDecode(nn.Module):
+    """G(W(f_s, x_d, x_s)["out"]) with the networks as loaded (the reference computation)."""
+
+    def __init__(self, warping: WarpingNetwork, decoder: SPADEDecoder) -> None:
+        super().__init__()
+        self.warping_module = warping
+        self.spade_generator = decoder
+
+    def forward(
+        self, feature_3d: torch.Tensor, kp_driving: torch.Tensor, kp_source: torch.Tensor
+    ) -> torch.Tensor:
+        warped = self.warping_module(feature_3d, kp_driving=kp_driving, kp_source=kp_source)
+        return self.spade_generator(warped["out"])
