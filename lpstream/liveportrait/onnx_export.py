@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from lpstream.errors import LpstreamError
+from lpstream.liveportrait.networks.fused import FusedWarpDecode, PlainWarpDecode
 from lpstream.liveportrait.onnx_runtime import NOMINAL_SHAPE_PREFIX
 
 OPSET = 20
@@ -50,24 +51,7 @@ class MotionExtractorGraph(nn.Module):
 
 
 def _fused_warp_decode(networks: object) -> nn.Module:
-    from lpstream.liveportrait.networks.fused import FusedWarpDecode
-
     return FusedWarpDecode(networks.warping_module, networks.spade_generator)
-
-
-class WarpDecodeGraph(nn.Module):
-    """W followed by G: the receiver's whole per-frame rendering step in one graph."""
-
-    def __init__(self, warping_module: nn.Module, spade_generator: nn.Module) -> None:
-        super().__init__()
-        self.warping_module = warping_module
-        self.spade_generator = spade_generator
-
-    def forward(
-        self, feature_3d: torch.Tensor, kp_driving: torch.Tensor, kp_source: torch.Tensor
-    ) -> torch.Tensor:
-        warped = self.warping_module(feature_3d, kp_driving=kp_driving, kp_source=kp_source)
-        return self.spade_generator(warped["out"])
 
 
 @dataclass(frozen=True)
@@ -140,7 +124,7 @@ GRAPHS: dict[str, GraphSpec] = {
         _warp_decode_spec("warp_decode", _fused_warp_decode),
         _warp_decode_spec(
             "warp_decode_plain",
-            lambda networks: WarpDecodeGraph(networks.warping_module, networks.spade_generator),
+            lambda networks: PlainWarpDecode(networks.warping_module, networks.spade_generator),
         ),
         _mlp_spec("stitching", "stitching", 126),
         _mlp_spec("retarget_eye", "retarget_eye", 66),
