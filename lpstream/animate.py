@@ -12,7 +12,7 @@ import argparse
 import logging
 import sys
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -35,8 +35,16 @@ FEEDBACK_DELAY_FRAMES = 3
 """Acknowledgements reach the sender about three frames (~100 ms) after the packet."""
 
 
+OUTPUT_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv")
+"""Containers that take the H.264 video and AAC audio written here."""
+
+
 class InputError(LpstreamError):
     """A missing or unreadable input file."""
+
+
+class OutputError(LpstreamError):
+    """The output file cannot be written where or how it was asked for."""
 
 
 @dataclass
@@ -54,6 +62,25 @@ class AnimateSummary:
         return float(np.mean(self.wire_bytes)) if self.wire_bytes else 0.0
 
 
+MIN_SOURCE_SIZE = 64
+"""Smaller sources cannot hold a detectable face."""
+
+
+def int_at_least(minimum: int) -> Callable[[str], int]:
+    """argparse type: an integer >= minimum (so a typo fails at once, not as an empty video)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+        return value
+
+    return parse
+
+
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m lpstream animate",
@@ -67,7 +94,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda (LivePortrait)")
     parser.add_argument(
         "--max-size",
-        type=int,
+        type=int_at_least(MIN_SOURCE_SIZE),
         default=DEFAULT_MAX_SIZE,
         help=f"downscale a larger source so its longer side is this (default {DEFAULT_MAX_SIZE})",
     )
@@ -77,13 +104,18 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--no-stitching", action="store_true", help="let the background move")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.add_argument(
-        "--max-frames", type=int, default=None, help="stop after this many driving frames"
+        "--max-frames",
+        type=int_at_least(1),
+        default=None,
+        help="stop after this many driving frames",
     )
     return parser.parse_args(list(argv))
 
 
 def read_source(path: Path, max_size: int) -> np.ndarray:
     """RGB uint8 source with even sides (H.264 needs them), at most `max_size` on its long side."""
+    if path.is_dir():
+        raise InputError(f"source image {path} is a folder, not an image file")
     if not path.is_file():
         raise InputError(f"source image not found: {path}")
     data = np.fromfile(path, dtype=np.uint8)
@@ -103,6 +135,8 @@ def read_source(path: Path, max_size: int) -> np.ndarray:
 
 
 def open_driving(path: Path) -> av.container.InputContainer:
+    if path.is_dir():
+        raise InputError(f"driving video {path} is a folder, not a video file")
     if not path.is_file():
         raise InputError(f"driving video not found: {path}")
     try:
@@ -113,6 +147,25 @@ def open_driving(path: Path) -> av.container.InputContainer:
         container.close()
         raise InputError(f"{path} has no video stream")
     return container
+
+
+def check_output_path(path: Path) -> None:
+    """Fail before any work if `path` can never hold the output video."""
+    if path.is_dir():
+        raise OutputError(f"output {path} is a folder; give a file name such as {path / 'out.mp4'}")
+    if path.suffix.lower() not in OUTPUT_SUFFIXES:
+        raise OutputError(
+            f"output {path} must end in {', '.join(OUTPUT_SUFFIXES)} (H.264 + AAC containers)"
+        )
+
+
+def decoded_frames(packet: av.Packet, source: str) -> list[Any]:
+    """The frames of one driving packet; a decoding failure is the input's fault, so it
+    becomes an InputError naming the file instead of a PyAV traceback."""
+    try:
+        return list(packet.decode())
+    except av.error.FFmpegError as error:
+        raise InputError(f"{source} cannot be decoded as video ({error})") from error
 
 
 class WireCostMeter:
@@ -178,6 +231,7 @@ def animate(
     if max_frames is not None:
         total = min(total, max_frames) if total else max_frames
 
+    driving_name = str(driving.name)
     output = av.open(str(output_path), "w")
     try:
         video_out = output.add_stream("libx264", rate=rate)
@@ -215,11 +269,11 @@ def animate(
                         packet.stream = audio_out
                         output.mux(packet)
                     else:
-                        for frame in packet.decode():
+                        for frame in decoded_frames(packet, driving_name):
                             for resampled in resampler.resample(frame):
                                 output.mux(audio_out.encode(resampled))
                     continue
-                for frame in packet.decode():
+                for frame in decoded_frames(packet, driving_name):
                     if max_frames is not None and summary.frames >= max_frames:
                         break
                     rgb = frame.to_ndarray(format="rgb24")
@@ -247,10 +301,17 @@ def animate(
     return summary
 
 
+def remove_partial(path: Path) -> None:
+    """Delete a half-written output so a failed run leaves no playable-looking stub."""
+    if path.is_file():
+        path.unlink(missing_ok=True)
+
+
 def main(argv: Sequence[str]) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
+        check_output_path(args.output)
         source = read_source(args.source, args.max_size)
         driving = open_driving(args.driving)
         choice = choose_backend(args.backend, args.weights)
@@ -263,8 +324,8 @@ def main(argv: Sequence[str]) -> int:
             head_motion=args.head_motion,
             stitching=not args.no_stitching,
         )
-        args.output.parent.mkdir(parents=True, exist_ok=True)
         try:
+            args.output.parent.mkdir(parents=True, exist_ok=True)
             summary = animate(
                 source,
                 driving,
@@ -275,6 +336,15 @@ def main(argv: Sequence[str]) -> int:
                 show_progress=not args.no_progress,
                 max_frames=args.max_frames,
             )
+            if summary.frames == 0:
+                raise InputError(f"{args.driving} has no decodable video frames")
+        except (av.error.FFmpegError, OSError) as error:
+            # Reading errors were turned into InputError above; what is left is the output.
+            remove_partial(args.output)
+            raise OutputError(f"cannot write {args.output} ({error})") from error
+        except LpstreamError:
+            remove_partial(args.output)
+            raise
         finally:
             driving.close()
             for stage in (sender, renderer):

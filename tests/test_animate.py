@@ -137,3 +137,38 @@ def test_wire_cost_estimate_runs_the_call_feedback_loop() -> None:
     assert np.mean(sizes) < 0.5 * np.mean(every_keyframe)
     assert np.mean(sizes) <= 35
     assert wire_size_function("liveportrait")[0].profile is LIVEPORTRAIT
+
+
+def test_output_path_errors_are_clear_and_leave_nothing(tmp_path, capsys) -> None:
+    source, driving = shared_file("media/einstein.jpg"), shared_file("media/d0.mp4")
+
+    def run(output: Path, driving_path: Path = driving) -> str:
+        code = main([str(source), str(driving_path), "-o", str(output), "--backend", "meshwarp",
+                     "--no-progress", "--max-frames", "2"])  # fmt: skip
+        assert code == 1
+        return capsys.readouterr().err
+
+    assert "must end in .mp4" in run(tmp_path / "out.txt")
+    assert "is a folder" in run(tmp_path)
+    blocker = _write(tmp_path / "blocker", b"a file where a folder is needed")
+    assert f"cannot write {blocker / 'out.mp4'}" in run(blocker / "out.mp4")
+    # A file FFmpeg opens (as a one-image "video") but cannot decode: an error naming the
+    # input, not a PyAV traceback, and no half-written output left behind.
+    fake = _write(tmp_path / "fake.jpg", b"not a jpeg at all")
+    out = tmp_path / "out.mp4"
+    assert f"{fake} cannot be decoded as video" in run(out, fake)
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [("--max-frames", "0", "at least 1"), ("--max-size", "1", "at least 64"),
+     ("--max-frames", "two", "not an integer")],
+)  # fmt: skip
+def test_nonsense_limits_are_usage_errors(tmp_path, capsys, option, value, message) -> None:
+    # Before: --max-frames 0 wrote an empty video with exit code 0, and a 1-pixel --max-size
+    # reported "no face found" for a perfectly good portrait.
+    with pytest.raises(SystemExit) as raised:
+        main(["source.jpg", "driving.mp4", "-o", str(tmp_path / "out.mp4"), option, value])
+    assert raised.value.code == 2
+    assert message in capsys.readouterr().err

@@ -66,3 +66,42 @@ def test_create_liveportrait_pair(random_weights) -> None:
     sender, renderer = create_backend("auto", random_weights, device="cpu")
     assert isinstance(sender, MotionSender) and isinstance(renderer, AvatarRenderer)
     assert sender.name == renderer.name == "liveportrait"
+
+
+def test_auto_names_a_missing_folder_once(tmp_path: Path) -> None:
+    reason = choose_backend("auto", tmp_path / "nowhere").reason
+    assert reason.count("nowhere") == 1
+
+
+def test_impossible_device_fails_before_loading_weights(tmp_path) -> None:
+    import torch
+
+    from lpstream.liveportrait.device import DeviceError
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    # The folder does not exist either: the device error must come first (loading real
+    # weights takes seconds, and the user should learn about the device at once).
+    with pytest.raises(DeviceError, match="no CUDA GPU"):
+        create_backend("liveportrait", tmp_path / "none", device="cuda")
+
+
+def test_stages_share_one_copy_of_the_networks(random_weights) -> None:
+    """The call server creates a sender and renderers per participant; each must not load
+    its own ~500 MB of weights (and its own fused W+G copy)."""
+    first_sender, first_renderer = create_backend("liveportrait", random_weights, device="cpu")
+    second_sender, second_renderer = create_backend("liveportrait", random_weights, device="cpu")
+    assert first_sender._motion_extractor is second_sender._motion_extractor
+    assert first_renderer._networks.warping_module is second_renderer._networks.warping_module
+    assert first_renderer._warp_decode is second_renderer._warp_decode
+
+
+def test_repeated_identical_choices_are_logged_once(tmp_path, caplog) -> None:
+    with caplog.at_level(logging.INFO, logger="lpstream.backends"):
+        create_backend("auto", tmp_path / "none")  # a choice no earlier test made
+        for _ in range(3):  # a call server builds one backend per participant stage
+            create_backend("meshwarp", tmp_path)
+        create_backend("auto", tmp_path / "none")  # a change is logged again
+    lines = [r.getMessage() for r in caplog.records if r.levelno >= logging.INFO]
+    assert lines.count("backend: meshwarp (requested --backend meshwarp)") == 1
+    assert sum("no complete LivePortrait weights" in line for line in lines) == 2

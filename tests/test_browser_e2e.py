@@ -200,6 +200,24 @@ async def test_two_tabs_call_each_other(fake_camera: Path, tmp_path: Path) -> No
                 await page.screenshot(path=str(shot))
                 if os.environ.get("LPSTREAM_E2E_SCREENSHOT"):  # a folder to look at the pages
                     shutil.copy(shot, Path(os.environ["LPSTREAM_E2E_SCREENSHOT"]) / shot.name)
+            # bob reloads his tab: he rejoins by himself, ann sees his new avatar, no ghost
+            old_bob = next(s["id"] for s in await pages[0].evaluate("() => window.lpstream.slots"))
+            await pages[1].reload()
+            await pages[0].wait_for_function(
+                "(old) => window.lpstream.slots.length === 1"
+                " && window.lpstream.slots[0].id !== old",
+                arg=old_bob,
+                timeout=30000,
+            )
+            await pages[1].wait_for_function(
+                "() => window.lpstream.phase === 'in-call' && window.lpstream.portraitOk",
+                timeout=30000,
+            )
+            assert sorted(s.name for s in server.node.sessions.values()) == ["ann", "bob"]
+            await asyncio.sleep(1.0)  # the old tile's last frame gives way to the new avatar
+            assert (await sample_until_live(pages[0]))["name"] == "bob"
+            assert len(server.node.views) == 2 and server.node.errors == 0
+
             errors = [line for line in logs if "ERROR" in line]
             assert not errors, errors
             await browser.close()

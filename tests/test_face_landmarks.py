@@ -149,3 +149,19 @@ def test_closed_detector_refuses_and_thread_count_is_explicit() -> None:
 def test_face_landmarks_validates_shape() -> None:
     with pytest.raises(ValueError, match="478"):
         FaceLandmarks(points=np.zeros((68, 3), np.float32), image_size=(10, 10))
+
+
+def test_a_dropped_detector_is_closed_at_a_safe_point_not_by_the_collector() -> None:
+    import gc
+
+    from lpstream.face import landmarks as module
+
+    dropped = LandmarkDetector(max_faces=1)
+    raw = dropped._landmarker
+    del dropped
+    gc.collect()
+    # The collector only recorded it: the MediaPipe object is still referenced, not closed.
+    assert id(raw) in module._LIVE_LANDMARKERS
+    with LandmarkDetector(max_faces=1):
+        assert id(raw) not in module._LIVE_LANDMARKERS  # closed when the next one was made
+    del raw

@@ -195,3 +195,32 @@ def test_runner_rejects_missing_file_and_missing_inputs(tmp_path: Path, exported
     runner = cpu_runner(exported["retarget_lip"])
     with pytest.raises(ValueError, match="missing"):
         runner.run({})
+
+
+def test_corrupt_model_and_folder_give_one_clear_error(tmp_path: Path, exported, capfd) -> None:
+    truncated = tmp_path / "truncated.onnx"
+    truncated.write_bytes(Path(exported["stitching"]).read_bytes()[:5000])
+    # Default preference (TensorRT, CUDA, CPU): on a CPU-only machine the GPU providers fail
+    # for their own reasons, but the message must blame the file, once, and say how to fix it.
+    with pytest.raises(OnnxRuntimeError) as raised:
+        OnnxRunner(truncated, threads=1)
+    message = str(raised.value)
+    assert message.startswith(f"cannot load ONNX model {truncated}")
+    assert "export-onnx" in message and "TensorrtExecutionProvider" not in message
+    with pytest.raises(OnnxRuntimeError, match="is a folder"):
+        OnnxRunner(tmp_path, threads=1)
+    # ORT's own fallback banner ("EP Error ... Falling back") must not be printed.
+    OnnxRunner(exported["retarget_eye"], threads=1)
+    assert "EP Error" not in capfd.readouterr().out
+
+
+def test_cli_output_folder_default_and_errors(tmp_path: Path, capsys) -> None:
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    # Default --out is beside the weights, whatever the current directory is.
+    assert main(["--random-weights", "--weights", str(weights), "--only", "retarget_lip"]) == 0
+    assert [p.name for p in (weights / "onnx").iterdir()] == ["retarget_lip.onnx"]
+    not_a_folder = tmp_path / "file.onnx"
+    not_a_folder.write_bytes(b"")
+    assert main(["--random-weights", "--out", str(not_a_folder), "--only", "stitching"]) == 2
+    assert "is a file" in capsys.readouterr().err

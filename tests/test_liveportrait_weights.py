@@ -240,6 +240,7 @@ def test_download_without_network_fails_with_the_manual_alternative(tmp_path: Pa
     result = run_cli("download", "--dir", str(tmp_path / "w"))
     assert result.returncode != 0
     assert "cannot download" in result.stderr and "Manual alternative" in result.stderr
+    assert "HF_HUB_OFFLINE is set" in result.stderr  # the real cause, not "not in cache"
     assert all(relative in result.stderr for relative in REQUIRED_FILES)
     assert "Traceback" not in result.stderr
 
@@ -249,3 +250,50 @@ def test_download_skips_files_that_are_already_valid(good_weights: Path) -> None
     result = run_cli("download", "--dir", str(good_weights))
     assert result.returncode == 0, result.stderr
     assert "OK" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        (b"hello\n", "KeyError"),  # torch's restricted unpickler fails with a KeyError here
+        (b"", "EOFError"),
+        (None, "failed finding central directory"),  # a truncated download
+    ],
+)
+def test_unreadable_files_are_one_short_line(
+    good_weights: Path, tmp_path: Path, capsys, content: bytes | None, reason: str
+) -> None:
+    folder = linked_copy(good_weights, tmp_path, replace=MOTION_FILE)
+    original = (good_weights / MOTION_FILE).read_bytes()
+    (folder / MOTION_FILE).write_bytes(original[:100_000] if content is None else content)
+    problems = check_weights(folder)
+    assert [p.file for p in problems] == [MOTION_FILE]
+    assert reason in problems[0].message and "download again" in problems[0].message
+    assert str(folder) not in problems[0].message  # the file is named once, by the Problem
+    assert "internal miniz error" not in problems[0].message  # torch's advice paragraph
+    assert weights_main(["check", str(folder)]) == 1
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"{MOTION_FILE}: cannot read") and len(
+        lines[0]
+    ) < 300
+
+
+def test_download_failure_names_the_innermost_cause(monkeypatch) -> None:
+    from lpstream.liveportrait.weights_cli import download_failure_reason
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    # The shape of huggingface_hub's error: a generic wrapper around the network failure.
+    wrapped = FileNotFoundError("cannot find the requested files in the local cache")
+    wrapped.__cause__ = OSError("[Errno -2] Name or service not known")
+    reason = download_failure_reason(wrapped)
+    assert reason == "OSError: [Errno -2] Name or service not known"
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert "HF_HUB_OFFLINE" in download_failure_reason(wrapped)
+
+
+def test_a_file_given_as_the_folder_is_named_as_such(tmp_path: Path, capsys) -> None:
+    not_a_folder = tmp_path / "weights.zip"
+    not_a_folder.write_bytes(b"zip")
+    assert [p.message for p in check_weights(not_a_folder)] == ["is a file, not a weights folder"]
+    assert weights_main(["check", str(not_a_folder)]) == 1
+    assert "download --dir" not in capsys.readouterr().err  # no advice to download into a file

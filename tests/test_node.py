@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from lpstream.backend import Controls
 from lpstream.node import NodeConfig
 from lpstream.node.loopback import (
     FileCamera,
@@ -182,6 +183,13 @@ async def test_two_nodes_share_a_call_over_data_channels_only(
         assert link_a.remote_backend == link_b.remote_backend == "meshwarp"
         assert bob_on_a.remote_stats is not None and bob_on_a.remote_stats.frames_sent > 10
         assert link_a.portraits_in.has(bytes.fromhex(bob_on_a.portrait.sha256))
+        # the sender's face-tracker id crosses too (renderers reset on a new face)
+        bob_session = next(iter(node_b.node.sessions.values()))
+        for _ in range(30):
+            if bob_on_a.track_id is not None:
+                break
+            await asyncio.sleep(0.1)
+        assert bob_session.track_id is not None and bob_on_a.track_id == bob_session.track_id
         await ann.close()
         await bob.close()
     finally:
@@ -254,3 +262,123 @@ async def test_a_portrait_flood_is_refused(
     eve.control.send(json.dumps({"type": "ping", "t": 1}))
     assert (await eve.wait_message("pong"))["t"] == 1
     await eve.close()
+
+
+async def test_a_leaver_whose_connection_drops_at_once_leaves_no_ghost_tile(
+    server: CallServer, face_frames: list[np.ndarray]
+) -> None:
+    """The room update and the connection's failure close the same views concurrently."""
+    names = ("ann", "bob", "cy")
+    browsers = [LoopbackBrowser(ws_url(server), "ghost", name) for name in names]
+    for index, browser in enumerate(browsers):
+        await browser.join(FileCamera(face_frames[index * 5 :]))
+    node = server.node
+    assert node is not None
+    for _ in range(100):
+        if len(node.views) == 6:
+            break
+        await asyncio.sleep(0.1)
+    assert len(node.views) == 6
+    cy_id = next(i for i, s in node.sessions.items() if s.name == "cy")
+    errors = node.errors
+    await asyncio.gather(node._forget_member(cy_id), node.drop_session(cy_id, node.sessions[cy_id]))
+    await browsers[2].close()
+    for browser in browsers[:2]:
+        slots = await browser.wait_message("slots")
+        while {s["name"] for s in slots["slots"]} != set(names[:2]) - {browser.name}:
+            slots = await browser.wait_message("slots", limit_s=10)
+    assert node.errors == errors, "handling the departure failed"
+    assert all(cy_id not in key for key in node.views) and len(node.views) == 2
+    for browser in browsers[:2]:
+        await browser.close()
+
+
+async def test_a_sender_without_a_face_is_reported_to_everyone(
+    server: CallServer, face_frames: list[np.ndarray]
+) -> None:
+    ann = LoopbackBrowser(ws_url(server), "noface", "ann")
+    bob = LoopbackBrowser(ws_url(server), "noface", "bob")
+    await ann.join(FileCamera(face_frames))
+    blank = [np.full_like(face_frames[0], 90) for _ in range(10)]
+    await bob.join(FileCamera(blank))
+    seen = {"ann": False, "bob": False}
+    for _ in range(8):
+        ann_stats = await ann.wait_message("stats")
+        bob_stats = await bob.wait_message("stats")
+        tiles = [t for t in ann_stats["tiles"] if t["name"] == "bob"]
+        seen["ann"] |= bool(tiles) and tiles[0]["face_hidden_s"] >= 1.0
+        seen["bob"] |= bob_stats["self"]["face_hidden_s"] >= 1.0
+        assert ann_stats["self"]["face_hidden_s"] == 0.0, "ann's face is visible"
+        if all(seen.values()):
+            break
+    assert seen == {"ann": True, "bob": True}, "bob's missing face is reported to both"
+    await ann.close()
+    await bob.close()
+
+
+async def test_a_new_face_at_the_sender_resets_the_renderer_reference(
+    face_frames: list[np.ndarray],
+) -> None:
+    """A different tracked face must not be driven relative to the previous face's pose."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from lpstream.meshwarp.renderer import MeshwarpRenderer
+    from lpstream.meshwarp.sender import MeshwarpSender
+    from lpstream.node.portrait import Portrait
+    from lpstream.node.session import codec_encoder
+    from lpstream.node.sources import AvatarView, SourceStream
+    from lpstream.node.tracks import AvatarTrack
+
+    sender = MeshwarpSender(smooth=False)
+    motions = [sender.extract(frame, index * 40) for index, frame in enumerate(face_frames)]
+    sender.close()
+    first, other = motions[0], max(
+        (m for m in motions if m is not None),
+        key=lambda m: abs(m.yaw - motions[0].yaw) + abs(m.pitch - motions[0].pitch),
+    )
+    assert first is not None
+    encoder = codec_encoder("meshwarp")
+    source = SourceStream("p1", "ann", encoder.on_feedback)
+    portrait = face_frames[20][:, 40:280].copy()
+    source.set_portrait(Portrait(b"", "sha", portrait))
+    executor = ThreadPoolExecutor(1)
+    track = AvatarTrack()
+    view = AvatarView(source, track, MeshwarpRenderer(), Controls, executor, lambda s, e: None)
+    clock = itertools.count(0, 40)
+
+    async def show(motion: Any, track_id: int) -> np.ndarray:
+        published = track.published
+        source.set_track(track_id)
+        source.receive(encoder.encode(motion, next(clock)), None)
+        for _ in range(200):
+            if track.published > published:
+                break
+            await asyncio.sleep(0.02)
+        return (await track.recv()).to_ndarray(format="rgb24").astype(np.int16)
+
+    try:
+        neutral = await show(first, 1)
+        moved = await show(other, 1)
+        new_face = await show(other, 2)  # another person, first seen in the `other` pose
+    finally:
+        await view.close()
+        executor.shutdown()
+    assert np.abs(moved - neutral).mean() > 2.0, "the test motion should move the avatar"
+    assert np.abs(new_face - neutral).mean() < 0.25 * np.abs(moved - neutral).mean()
+
+
+def test_an_oversized_portrait_is_refused_before_it_is_decoded() -> None:
+    """A few kB of PNG may claim gigapixels: the header is checked before decoding."""
+    import cv2
+
+    from lpstream.errors import ImageError
+    from lpstream.node.portrait import declared_size, decode_portrait
+
+    for extension in (".png", ".jpg"):
+        ok, data = cv2.imencode(extension, np.zeros((48, 64, 3), np.uint8))
+        assert ok and declared_size(data.tobytes()) == (64, 48)
+    ok, data = cv2.imencode(".png", np.zeros((48, 64, 3), np.uint8))
+    bomb = bytearray(data.tobytes())
+    bomb[16:24] = (100_000).to_bytes(4, "big") * 2  # IHDR width, height
+    with pytest.raises(ImageError, match="100000×100000"):
+        decode_portrait(bytes(bomb), 256, 4 * 1024 * 1024)

@@ -138,9 +138,33 @@ function onSlots(slots) {
   }
   for (const { slot, name } of slots) {
     const tile = tileFor(slot);
-    tile.querySelector(".label").textContent = `${name} — avatar rendered from keypoints`;
     tile.dataset.name = name;
+    labelTile(tile, false);
   }
+}
+
+// A sender whose camera shows no face for this long is said to be away (shorter dropouts
+// are bridged by the tracker and are not worth a flickering label).
+const FACE_HIDDEN_S = 1.0;
+
+function labelTile(tile, faceHidden) {
+  tile.dataset.face = faceHidden ? "hidden" : "visible";
+  tile.querySelector(".label").textContent = faceHidden
+    ? `${tile.dataset.name} — face not visible (last frame held)`
+    : `${tile.dataset.name} — avatar rendered from keypoints`;
+}
+
+function showFaceVisibility(stats) {
+  for (const tile of stats.tiles) {
+    const element = tileFor(tile.slot);
+    if (element.dataset.name === tile.name) labelTile(element, tile.face_hidden_s >= FACE_HIDDEN_S);
+  }
+  const hidden = stats.self.face_hidden_s >= FACE_HIDDEN_S;
+  const local = document.querySelector(".tile.local");
+  local.dataset.face = hidden ? "hidden" : "visible";
+  local.querySelector(".label").textContent = hidden
+    ? "you — your face is not visible: the others see your last frame"
+    : "you — only your keypoints reach the others";
 }
 
 async function pollStats() {
@@ -177,20 +201,24 @@ async function join(event) {
     signaling.addEventListener("close", () => reconnectSoon("signaling connection lost"));
     signaling.addEventListener("error", (e) => {
       banner(`${e.detail.code}: ${e.detail.message}`);
-      if (["replaced", "room-full", "bad-token"].includes(e.detail.code)) leaving = true;
+      if (["replaced", "room-full", "bad-token"].includes(e.detail.code)) {
+        leaving = true;
+        if (state.phase === "in-call") stopTrying(); // e.g. the same name joined elsewhere
+      }
     });
     signaling.send({ type: "join", room, name, node: config.node, token: params.get("token") || undefined });
     const joined = await signaling.next("joined");
     state.id = joined.id;
+    // The address bar becomes this call's deep link: reloading the tab rejoins it.
     history.replaceState(null, "", `?room=${encodeURIComponent(room)}&name=${encodeURIComponent(name)}` +
-      (params.get("token") ? `&token=${encodeURIComponent(params.get("token"))}` : ""));
+      (params.get("token") ? `&token=${encodeURIComponent(params.get("token"))}` : "") + "&autojoin=1");
 
     const track = camera.getVideoTracks()[0];
     call = new NodeCall({ iceServers: config.iceServers, slots: config.slots, cameraTrack: track, cameraStream: camera });
     call.addEventListener("track", (e) => { tileFor(e.detail.slot).querySelector("video").srcObject = e.detail.stream; });
     call.addEventListener("hello", (e) => { state.backend = e.detail.backend; });
     call.addEventListener("slots", (e) => onSlots(e.detail.slots));
-    call.addEventListener("stats", (e) => { state.stats = e.detail; });
+    call.addEventListener("stats", (e) => { state.stats = e.detail; showFaceVisibility(e.detail); });
     call.addEventListener("error", (e) => {
       if (e.detail.code !== "portrait") banner(`${e.detail.code}: ${e.detail.message}`);
     });
@@ -207,8 +235,16 @@ async function join(event) {
     statsTimer = setInterval(pollStats, 1000);
   } catch (error) {
     banner(error.message);
-    reconnectSoon(error.message);
+    if (leaving) stopTrying(); // room full, bad token, replaced: retrying cannot help
+    else reconnectSoon(error.message);
   }
+}
+
+/** Out of the call but ready to join again (the banner keeps saying why). */
+function stopTrying() {
+  hangUp();
+  $("join").disabled = false;
+  $("leave").disabled = true;
 }
 
 function hangUp() {
@@ -234,9 +270,10 @@ function leave() {
   leaving = true;
   clearTimeout(retryTimer);
   retryTimer = null;
-  hangUp();
-  $("join").disabled = false;
-  $("leave").disabled = true;
+  stopTrying();
+  const url = new URL(location.href); // a reload after leaving must not rejoin
+  url.searchParams.delete("autojoin");
+  history.replaceState(null, "", url);
 }
 
 async function main() {

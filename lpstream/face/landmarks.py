@@ -18,6 +18,7 @@ import functools
 import hashlib
 import importlib.metadata
 import os
+import threading
 import time
 import weakref
 from dataclasses import dataclass
@@ -136,6 +137,29 @@ def find_face_landmarker_model() -> Path:
 
 
 _OPEN_DETECTORS: weakref.WeakSet[LandmarkDetector] = weakref.WeakSet()
+_LIVE_LANDMARKERS: dict[int, object] = {}
+"""Strong references to every MediaPipe landmarker not yet closed. MediaPipe closes itself in
+`__del__`, and that close waits on MediaPipe's own dispatcher thread: run by the garbage
+collector in the middle of other work (an event loop, an executor thread) it can deadlock. So
+a landmarker is never left to the collector: it is closed by `close()`, or, if its detector was
+dropped unclosed, at the next safe point (a detector being created or closed) or at exit."""
+_ABANDONED: list[int] = []
+_REGISTRY_LOCK = threading.Lock()
+
+
+def _abandon(key: int) -> None:
+    # Runs inside the garbage collector: only record, never call into MediaPipe here.
+    _ABANDONED.append(key)
+
+
+def _close_abandoned() -> None:
+    with _REGISTRY_LOCK:
+        keys = _ABANDONED[:]
+        del _ABANDONED[: len(keys)]  # keeps keys the collector appends meanwhile
+        landmarkers = [_LIVE_LANDMARKERS.pop(key, None) for key in keys]
+    for landmarker in landmarkers:
+        if landmarker is not None:
+            landmarker.close()
 
 
 @atexit.register
@@ -144,6 +168,7 @@ def _close_open_detectors() -> None:
     # closing every detector still open at exit, while modules are alive, avoids that.
     for detector in list(_OPEN_DETECTORS):
         detector.close()
+    _close_abandoned()
 
 
 def _check_image(image_rgb: np.ndarray) -> np.ndarray:
@@ -202,7 +227,12 @@ class LandmarkDetector:
             min_face_presence_confidence=min_confidence,
             min_tracking_confidence=min_confidence,
         )
+        _close_abandoned()
         self._landmarker = vision.FaceLandmarker.create_from_options(options)
+        key = id(self._landmarker)
+        with _REGISTRY_LOCK:
+            _LIVE_LANDMARKERS[key] = self._landmarker
+        self._finalizer = weakref.finalize(self, _abandon, key)
         _OPEN_DETECTORS.add(self)
         self.video_mode = video_mode
         self.max_faces = max_faces
@@ -245,9 +275,13 @@ class LandmarkDetector:
     def close(self) -> None:
         """Release the MediaPipe graph; safe to call twice."""
         if self._landmarker is not None:
+            self._finalizer.detach()
+            with _REGISTRY_LOCK:
+                _LIVE_LANDMARKERS.pop(id(self._landmarker), None)
             self._landmarker.close()
             self._landmarker = None
             _OPEN_DETECTORS.discard(self)
+        _close_abandoned()
 
     def __enter__(self) -> LandmarkDetector:
         return self

@@ -12,6 +12,8 @@ paste-back into the source frame.
 from __future__ import annotations
 
 import logging
+import threading
+import weakref
 from dataclasses import dataclass
 
 import cv2
@@ -158,6 +160,30 @@ class PreparedSource:
     """Blends rendered crops into the source frame."""
 
 
+_fused_lock = threading.Lock()
+_fused_cache: weakref.WeakKeyDictionary[torch.nn.Module, tuple[int, FusedWarpDecode]] = (
+    weakref.WeakKeyDictionary()
+)
+"""W module -> (id of its G, the fused W+G built from them). Weak: dropped with the networks."""
+
+
+def shared_fused_warp_decode(networks: LivePortraitNetworks) -> FusedWarpDecode:
+    """The fused W+G of `networks`, built once and shared by every renderer of them.
+
+    The fused module holds its own folded copy of W and G (~480 MB in fp32); a call server
+    creates one renderer per viewed participant from the same networks, and inference never
+    modifies the module, so one copy serves them all.
+    """
+    warping, decoder = networks.warping_module, networks.spade_generator
+    with _fused_lock:
+        cached = _fused_cache.get(warping)
+        if cached is not None and cached[0] == id(decoder):
+            return cached[1]
+        fused = FusedWarpDecode(warping, decoder)
+        _fused_cache[warping] = (id(decoder), fused)
+        return fused
+
+
 class LivePortraitRenderer:
     """AvatarRenderer: cached source + Motion + Controls -> frame of the source's size."""
 
@@ -178,7 +204,7 @@ class LivePortraitRenderer:
             # function with ~190 GFLOP less per frame; it is validated in fp32 only.
             fused = self._plan.render_dtype == torch.float32
         self._warp_decode: torch.nn.Module = (
-            FusedWarpDecode(self._networks.warping_module, self._networks.spade_generator)
+            shared_fused_warp_decode(self._networks)
             if fused
             else PlainWarpDecode(self._networks.warping_module, self._networks.spade_generator)
         )

@@ -228,7 +228,12 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         default=None,
         help="folder with the official weights layout (default: $LPSTREAM_WEIGHTS or models/)",
     )
-    parser.add_argument("--out", default="models/onnx", help="output folder (default models/onnx)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="output folder (default: onnx/ inside the weights folder, i.e. models/onnx)",
+    )
     parser.add_argument(
         "--only", nargs="+", choices=list(GRAPHS), help="export only these graphs"
     )
@@ -243,8 +248,18 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
 
 def main(argv: Sequence[str]) -> int:
     args = parse_args(argv)
+    if args.out is None:
+        # Beside the weights rather than under the current directory, so the default does
+        # not depend on where the command is run from.
+        from lpstream.liveportrait.weights import resolve_weights_dir
+
+        args.out = resolve_weights_dir(args.weights) / "onnx"
     if args.opset < OPSET:
         print(f"error: --opset must be >= {OPSET} (5-D GridSample)", file=sys.stderr)
+        return 2
+    if args.out.exists() and not args.out.is_dir():
+        message = f"error: --out {args.out} is a file; give a folder for the .onnx files"
+        print(message, file=sys.stderr)
         return 2
     try:
         if args.random_weights:
@@ -258,6 +273,9 @@ def main(argv: Sequence[str]) -> int:
         paths = export_all(networks, args.out, names=args.only, opset=args.opset)
     except LpstreamError as error:
         print(f"error: {error}", file=sys.stderr)
+        return 1
+    except OSError as error:  # unwritable or full output folder
+        print(f"error: cannot write ONNX files to {args.out} ({error})", file=sys.stderr)
         return 1
     for name, path in paths.items():
         size_mb = path.stat().st_size / 1e6

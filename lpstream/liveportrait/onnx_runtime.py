@@ -100,6 +100,39 @@ def probe_feed(session: ort.InferenceSession) -> dict[str, np.ndarray]:
     return feed
 
 
+def first_line(error: BaseException, limit: int = 300) -> str:
+    """The first non-empty line of an ORT error (its messages run to several paragraphs)."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    text = lines[0] if lines else type(error).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def no_provider_message(model_path: Path, rejected: Sequence[ProviderAttempt]) -> str:
+    """Why no provider could run a model. When even the CPU provider cannot create a session,
+    the file itself is at fault (truncated, not ONNX): say that once, with the fix, instead
+    of every GPU provider's unrelated library error."""
+    for attempt in rejected:
+        if attempt.provider == CPU and attempt.reason.startswith("session creation failed"):
+            return (
+                f"cannot load ONNX model {model_path} ({attempt.reason}); it is probably "
+                f"truncated or not an ONNX file: export it again with "
+                f"`python -m lpstream export-onnx --out {model_path.parent}`"
+            )
+    details = "; ".join(f"{attempt.provider}: {attempt.reason}" for attempt in rejected)
+    return f"no execution provider can run {model_path}: {details}"
+
+
+def quiet_default_logger() -> None:
+    """Silence ORT's process-wide logger below errors-we-report level.
+
+    `session_options` only covers messages logged by a session; provider libraries that fail
+    to load (GPU wheel on a CPU-only machine) log through the default logger, which would
+    print several red error lines per session. Those failures are recorded in `ProviderChoice`
+    instead, and every failure that matters reaches the caller as an exception.
+    """
+    ort.set_default_logger_severity(4)
+
+
 class OnnxRunner:
     """One ONNX graph on one execution provider, chosen once at construction.
 
@@ -118,6 +151,10 @@ class OnnxRunner:
         optimize: bool = True,
     ) -> None:
         self.model_path = Path(model_path)
+        if self.model_path.is_dir():
+            raise OnnxRuntimeError(
+                f"ONNX model {self.model_path} is a folder; pass one .onnx file from it"
+            )
         if not self.model_path.is_file():
             raise OnnxRuntimeError(
                 f"ONNX model {self.model_path} not found; export it with "
@@ -129,18 +166,24 @@ class OnnxRunner:
         installed = set(ort.get_available_providers())
         rejected: list[ProviderAttempt] = []
         options = session_options(threads, optimize)
+        quiet_default_logger()
         for provider in preference:
             if provider not in installed:
                 rejected.append(ProviderAttempt(provider, "not installed in this onnxruntime"))
                 continue
             try:
+                # enable_fallback=0: without it ORT itself retries a failing provider list
+                # without the failing provider and prints an "EP Error" banner to stdout;
+                # falling back is this loop's job, and it reports why.
                 session = ort.InferenceSession(
                     str(self.model_path),
                     sess_options=options,
                     providers=provider_chain(provider, preference),
+                    enable_fallback=0,
                 )
             except Exception as error:  # ORT raises bare RuntimeError/Fail subclasses.
-                rejected.append(ProviderAttempt(provider, f"session creation failed: {error}"))
+                reason = f"session creation failed: {first_line(error)}"
+                rejected.append(ProviderAttempt(provider, reason))
                 continue
             active = session.get_providers()[0]
             if active != provider:
@@ -152,14 +195,14 @@ class OnnxRunner:
                 try:
                     session.run(None, dict(probe_inputs or probe_feed(session)))
                 except Exception as error:
-                    rejected.append(ProviderAttempt(provider, f"first run failed: {error}"))
+                    reason = f"first run failed: {first_line(error)}"
+                    rejected.append(ProviderAttempt(provider, reason))
                     continue
             self._session = session
             self.choice = ProviderChoice(provider, rejected)
             break
         else:
-            details = "; ".join(f"{a.provider}: {a.reason}" for a in rejected)
-            raise OnnxRuntimeError(f"no execution provider can run {self.model_path}: {details}")
+            raise OnnxRuntimeError(no_provider_message(self.model_path, rejected))
         self.input_names = [spec.name for spec in self._session.get_inputs()]
         self.output_names = [spec.name for spec in self._session.get_outputs()]
 

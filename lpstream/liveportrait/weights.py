@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import functools
 import os
-import pickle
-import zipfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -145,6 +143,21 @@ class LivePortraitNetworks:
     """The folder the weights came from (None for in-memory random weights in tests)."""
 
 
+UNREADABLE_ADVICE = (
+    "it is probably truncated or not an official LivePortrait checkpoint: delete it and "
+    "download again"
+)
+
+
+class UnreadableCheckpointError(WeightsError):
+    """A weight file exists but torch cannot load it (truncated, corrupt, unsafe pickle)."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        super().__init__(f"cannot read weight file {path} ({reason}); {UNREADABLE_ADVICE}")
+        self.path = path
+        self.reason = reason
+
+
 def read_checkpoint(path: Path, *, mmap: bool = False) -> object:
     """The unpickled content of one official `.pth`, loaded safely (`weights_only=True`)."""
     if not path.is_file():
@@ -154,14 +167,23 @@ def read_checkpoint(path: Path, *, mmap: bool = False) -> object:
         )
     try:
         return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
-    except (RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile, EOFError, OSError) as error:
+    except Exception as error:
+        # Any exception counts: on arbitrary bytes torch's restricted unpickler raises not only
+        # UnpicklingError but KeyError, ValueError, IndexError, ... (e.g. a text file).
         if mmap and "mmap" in str(error):
             # Legacy (non-zip) pickles cannot be memory-mapped; read them normally.
             return read_checkpoint(path, mmap=False)
-        raise WeightsError(
-            f"cannot read weight file {path} ({type(error).__name__}: {error}); it is probably "
-            "truncated or not an official LivePortrait checkpoint: delete it and download again"
-        ) from error
+        raise UnreadableCheckpointError(path, short_reason(error)) from error
+
+
+def short_reason(error: BaseException, limit: int = 120) -> str:
+    """`Type: first sentence` of an exception, short enough for a one-line problem report."""
+    text = " ".join(str(error).split())
+    # torch appends a paragraph of advice to its zip errors; the first sentence is the fact.
+    first = text.split(". ")[0].rstrip(".")
+    if len(first) > limit:
+        first = first[: limit - 3] + "..."
+    return f"{type(error).__name__}: {first}" if first else type(error).__name__
 
 
 def path_root_hint(path: Path) -> Path:
@@ -238,6 +260,8 @@ def files_for(names: tuple[str, ...]) -> dict[str, list[str]]:
 def check_weights(weights_dir: str | os.PathLike[str] | None = None) -> list[Problem]:
     """Every problem with the required files of a weights folder; empty when all is well."""
     root = resolve_weights_dir(weights_dir)
+    if root.exists() and not root.is_dir():
+        return [Problem(str(root), "is a file, not a weights folder")]
     if not root.is_dir():
         return [Problem(str(root), "weights folder does not exist")]
     layouts = expected_layouts()
@@ -249,8 +273,9 @@ def check_weights(weights_dir: str | os.PathLike[str] | None = None) -> list[Pro
             continue
         try:
             content = read_checkpoint(path, mmap=True)
-        except WeightsError as error:
-            problems.append(Problem(relative, str(error)))
+        except UnreadableCheckpointError as error:
+            # The Problem already names the file; keep the line short.
+            problems.append(Problem(relative, f"cannot read ({error.reason}); {UNREADABLE_ADVICE}"))
             continue
         state_dicts, structural = checkpoint_state_dicts(relative, content)
         problems += structural

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from lpstream.liveportrait.weights import (
     WEIGHTS_ENV,
     check_weights,
     resolve_weights_dir,
+    short_reason,
 )
 
 HUB_URL = f"https://huggingface.co/{HUB_REPO_ID}"
@@ -44,6 +46,21 @@ def manual_download_help(root: Path) -> str:
     )
 
 
+def download_failure_reason(error: BaseException) -> str:
+    """Why a hub download failed, in one short line.
+
+    huggingface_hub wraps the real cause (DNS failure, refused connection, offline mode) in a
+    generic "cannot find the requested files in the local cache" error; the innermost
+    exception of the chain is the one that tells the user what to fix.
+    """
+    cause = error
+    while (inner := cause.__cause__ or cause.__context__) is not None and inner is not cause:
+        cause = inner
+    if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}:
+        return "HF_HUB_OFFLINE is set, so the hub is not contacted; unset it to download"
+    return short_reason(cause, limit=200)
+
+
 def download(root: Path) -> int:
     # Imported here: huggingface_hub reads HF_HUB_OFFLINE etc. at import time, and `check`
     # does not need it at all.
@@ -60,7 +77,7 @@ def download(root: Path) -> int:
             # `.incomplete` file, and a complete file is not fetched again.
             hf_hub_download(repo_id=HUB_REPO_ID, filename=relative, local_dir=root)
         except Exception as error:  # network, offline mode, HTTP and disk errors alike
-            reason = f"{type(error).__name__}: {str(error).strip().splitlines()[0][:300]}"
+            reason = download_failure_reason(error)
             print(
                 f"error: cannot download {relative} from {HUB_URL} ({reason}).\n"
                 + manual_download_help(root),
@@ -75,6 +92,8 @@ def check(root: Path) -> int:
     if problems:
         for problem in problems:
             print(problem)
+        if root.exists() and not root.is_dir():
+            return 1  # nothing to download into; the one problem line says it all
         print(
             f"{len(problems)} problem(s) in {root}. Fix with `python -m lpstream weights "
             f"download --dir {root}` (re-downloads what is missing) or see models/README.md.",

@@ -62,6 +62,7 @@ class LinkEvents:
         feedback: Callable[[NodeLink, str, bytes], None],
         portrait: Callable[[NodeLink, str, np.ndarray, str], None],
         stats: Callable[[NodeLink, str, Stats | None, float | None], None],
+        face: Callable[[NodeLink, str, int], None] | None = None,
     ) -> None:
         self.motion = motion
         self.feedback = feedback
@@ -69,6 +70,8 @@ class LinkEvents:
         """(link, participant, RGB image, sha256 hex) once a portrait is complete and valid."""
         self.stats = stats
         """(link, participant, protocol Stats or None, camera kbit/s or None)."""
+        self.face = face
+        """(link, participant, tracker id): the sender's tracker acquired another face."""
 
 
 class NodeLink:
@@ -153,6 +156,12 @@ class NodeLink:
                 json.dumps({"type": "camera", "id": participant_id, "kbps": round(camera_kbps, 1)})
             )
 
+    def send_face(self, participant_id: str, track_id: int) -> None:
+        """The sender's face-tracker id, so the far node resets its renderers' reference
+        when another face is acquired (the motion codec carries no identity)."""
+        if self.is_open:
+            self.control.send(json.dumps({"type": "face", "id": participant_id, "track": track_id}))
+
     def send_portrait(self, participant_id: str, encoded: bytes) -> None:
         """Offer a portrait; the receiver asks for the chunks only if it lacks them."""
         sender = self._portraits_out.get(participant_id)
@@ -182,6 +191,11 @@ class NodeLink:
                 parsed = json.loads(message)
                 if parsed.get("type") == "camera":
                     self.events.stats(self, str(parsed["id"]), None, float(parsed["kbps"]))
+                elif parsed.get("type") == "face" and self.events.face is not None:
+                    track = parsed["track"]
+                    if not isinstance(track, int) or isinstance(track, bool):
+                        raise ValueError(f"face track id must be an integer, got {track!r}")
+                    self.events.face(self, str(parsed["id"]), track)
                 return
             participant_id, packet = unframe_packet(message)
             self._protocol_message(participant_id, packet)

@@ -214,17 +214,22 @@ class Node:
 
     async def _forget_member(self, participant_id: str) -> None:
         self.members.pop(participant_id, None)
-        for key in [k for k in self.views if participant_id in k]:
-            await self.views.pop(key).close()
+        await self._close_views([k for k in self.views if participant_id in k])
         self.sources.pop(participant_id, None)
         session = self.sessions.pop(participant_id, None)
         if session is not None:
             await self._close_session(session)
 
     async def _close_session(self, session: BrowserSession) -> None:
-        for key in [k for k in self.views if k[0] == session.id]:
-            await self.views.pop(key).close()
+        await self._close_views([k for k in self.views if k[0] == session.id])
         await session.close()
+
+    async def _close_views(self, keys: list[tuple[str, str]]) -> None:
+        # Take them all out first: closing awaits, and meanwhile a failed connection or a
+        # room update may close (and remove) the same views.
+        views = [view for view in (self.views.pop(key, None) for key in keys) if view]
+        for view in views:
+            await view.close()
 
     async def drop_session(self, participant_id: str, session: BrowserSession) -> None:
         """The browser's connection failed; its member entry stays until signaling says so."""
@@ -361,9 +366,17 @@ class Node:
         packet = session.encoder(LOCAL).encode(motion, timestamp_ms)
         session.motion_sent.add(len(packet))
         source = self.sources.get(session.id)
+        track = motion.extra.get("track_id") if motion is not None else None
+        new_face = track is not None and int(track) != session.track_id
+        if new_face:  # diagnostics in `extra` never cross the wire: say it out of band
+            session.track_id = int(track)
         if source is not None:
+            if session.track_id is not None:
+                source.set_track(session.track_id)  # before the new face's first motion
             source.receive(packet, stamp)
         for link in self._links_for(session.room):
+            if new_face:
+                link.send_face(session.id, session.track_id)
             link.send_motion(
                 session.id, session.encoder(link.remote_node).encode(motion, timestamp_ms)
             )
@@ -392,6 +405,8 @@ class Node:
         )
         for link in self._links_for(session.room):
             link.send_stats(session.id, stats, kbps)
+            if session.track_id is not None:  # again, in case the change was missed
+                link.send_face(session.id, session.track_id)
 
     # -- node-to-node links ------------------------------------------------------------------
 
@@ -415,6 +430,7 @@ class Node:
             feedback=self._link_feedback,
             portrait=self._link_portrait,
             stats=self._link_stats,
+            face=self._link_face,
         )
         link = NodeLink(peer_connection(self.config.ice_servers), other, events)
         self.links[other] = link
@@ -474,6 +490,11 @@ class Node:
             source.camera_kbps = camera_kbps
         if stats is not None:
             source.remote_stats = stats
+
+    def _link_face(self, link: NodeLink, participant_id: str, track_id: int) -> None:
+        source = self._remote_source(link, participant_id)
+        if source is not None:
+            source.set_track(track_id)
 
     def _link_portrait(self, link: NodeLink, participant_id: str, rgb: Any, sha256: str) -> None:
         if self._remote_source(link, participant_id) is not None:

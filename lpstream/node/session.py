@@ -85,6 +85,8 @@ class BrowserSession:
         """One encoder per destination (this node, each linked node): each path has its
         own losses, so each gets its own acknowledged references and keyframes."""
         self.sender: MotionSender | None = None
+        self.track_id: int | None = None
+        """The sender's face-tracker id of the last motion (a new id = a different face)."""
         self._sender_lock = threading.Lock()
         self.started = time.monotonic()
         self.camera_bytes = RateMeter()
@@ -303,8 +305,10 @@ class BrowserSession:
                     "node_latency_ms": view.latency.median(),
                     "render_ms": view.render_timing.last_ms,
                     "backend": source.backend or self.node.backend_name,
+                    "face_hidden_s": round(source.face_hidden_for(), 1),
                 }
             )
+        own = self.node.sources.get(self.id)
         return {
             "type": "stats",
             "backend": self.node.backend_name,
@@ -314,6 +318,7 @@ class BrowserSession:
                 "motion_kbps": self.motion_sent.rate() * 8 / 1000,
                 "sender_fps": self.sender_fps.rate(),
                 "extract_ms": self.extract_timing.last_ms,
+                "face_hidden_s": round(own.face_hidden_for(), 1) if own is not None else 0.0,
             },
             "tiles": tiles,
         }

@@ -52,6 +52,12 @@ class SourceStream:
         self.views: set[AvatarView] = set()
         self.last_error = ""
         """Last rendering error reported to the sender (cleared by a new portrait)."""
+        self.face_lost_at: float | None = None
+        """Monotonic time since which the sender has sent "no face", None while it sees one."""
+        self.track_id: int | None = None
+        """The sender's face-tracker id: it changes when a different face is acquired."""
+        self.identity = 0
+        """Bumped with each new tracked face: every view then takes a new driver reference."""
 
     def receive(self, packet: bytes, stamp: float | None) -> None:
         self.packets += 1
@@ -67,11 +73,25 @@ class SourceStream:
             self._feedback(feedback)
         if motion is None:  # the sender sees no face: keep showing the last pose
             self.no_face += 1
+            if self.face_lost_at is None:
+                self.face_lost_at = time.monotonic()
             return
+        self.face_lost_at = None
         self.motion, self.stamp = motion, stamp
         self.version += 1
         for view in self.views:
             view.wake.set()
+
+    def face_hidden_for(self) -> float:
+        """Seconds the sender has been reporting no face (0 while its face is visible)."""
+        return 0.0 if self.face_lost_at is None else time.monotonic() - self.face_lost_at
+
+    def set_track(self, track_id: int) -> None:
+        """The sender's tracker id; a different one means a different face (or a re-entry):
+        its motion relative to the old face's reference would distort the avatar."""
+        if track_id != self.track_id:
+            self.track_id = track_id
+            self.identity += 1
 
     def set_portrait(self, portrait: Portrait) -> None:
         self.portrait = portrait
@@ -108,6 +128,7 @@ class AvatarView:
         self._lock = threading.Lock()
         """Held by the worker thread using the renderer, so closing never races a render."""
         self._rendered_version = 0
+        self._identity = source.identity
         track.on_sent.append(self._sent)
         self.task = asyncio.create_task(self._run(), name=f"view-{source.id}")
         source.views.add(self)
@@ -140,6 +161,11 @@ class AvatarView:
                     continue
                 self._rendered_version = source.version
                 motion, stamp = source.motion, source.stamp
+                if source.identity != self._identity:  # a new face: its first pose is neutral
+                    self._identity = source.identity
+                    await run_timed(
+                        self._executor, StageTiming(), self._locked, self.renderer.reset_reference
+                    )
                 controls = self._controls()
                 frame = await run_timed(
                     self._executor,
