@@ -29,6 +29,7 @@ from websockets.http11 import Request, Response
 
 from lpstream.node import Node, NodeConfig
 from lpstream.node.metrics import node_metrics
+from lpstream.node.shutdown import bounded
 from signaling import Limits, SignalingServer, make_token
 from signaling.origins import OriginPolicy
 from signaling.server import WS_PATH
@@ -101,7 +102,7 @@ class CallServer:
             await self.node.stop()
         if self.server is not None:
             self.server.close()
-            await self.server.wait_closed()
+            await bounded(self.server.wait_closed(), "closing the HTTP/websocket server")
 
     # -- HTTP --------------------------------------------------------------------------------
 

@@ -22,6 +22,7 @@ from aiortc import RTCPeerConnection, RTCSessionDescription
 
 from lpstream.errors import LpstreamError
 from lpstream.node.meters import RateMeter
+from lpstream.node.shutdown import bounded
 from lpstream.protocol import (
     Bye,
     Feedback,
@@ -247,7 +248,7 @@ class NodeLink:
 
     async def close(self) -> None:
         self.send_bye()
-        await self.pc.close()
+        await bounded(self.pc.close(), "closing a node link")
 
 
 __all__ = ["LinkEvents", "NodeLink", "ProtocolError", "frame_packet", "unframe_packet"]

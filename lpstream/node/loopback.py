@@ -22,6 +22,7 @@ from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamTrack
 from websockets.asyncio.client import ClientConnection, connect
 
+from lpstream.node.shutdown import bounded
 from lpstream.node.tracks import placeholder_frame
 
 
@@ -134,9 +135,9 @@ class LoopbackBrowser:
         raise AssertionError(f"{self.name}: no {kind!r} message; got {self.messages[-5:]}")
 
     async def close(self) -> None:
-        await self.pc.close()
+        await bounded(self.pc.close(), "closing a loopback browser's peer connection")
         if self.ws is not None:
-            await self.ws.close()
+            await bounded(self.ws.close(), "closing a loopback browser's websocket")
 
 
 def jpeg(rgb: np.ndarray) -> bytes:

@@ -24,6 +24,7 @@ from lpstream.node.config import NodeConfig
 from lpstream.node.link import LinkEvents, NodeLink
 from lpstream.node.portrait import Portrait, decode_portrait, scale_portrait
 from lpstream.node.session import BrowserSession, peer_connection
+from lpstream.node.shutdown import CLOSE_TIMEOUT_S, bounded
 from lpstream.node.sources import AvatarView, SourceStream
 from lpstream.node.stages import BackendFactory, close_stage, create_renderer, create_sender
 from lpstream.protocol import Stats
@@ -100,11 +101,11 @@ class Node:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         for view in list(self.views.values()):
-            await view.close()
+            await bounded(view.close(), "closing an avatar view", 2 * CLOSE_TIMEOUT_S)
         for session in list(self.sessions.values()):
-            await session.close()
+            await bounded(session.close(), "closing a session", 4 * CLOSE_TIMEOUT_S)
         for link in list(self.links.values()):
-            await link.close()
+            await bounded(link.close(), "closing a node link", 2 * CLOSE_TIMEOUT_S)
         for task in list(self._tasks):
             task.cancel()
         # Every stage ever created, closed again (closing twice is harmless) in case a path

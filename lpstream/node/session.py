@@ -22,6 +22,7 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from lpstream.backend import Controls, MotionSender
 from lpstream.errors import LpstreamError
 from lpstream.node.meters import RateMeter
+from lpstream.node.shutdown import bounded
 from lpstream.node.stages import StageTiming, frame_to_rgb, run_timed
 from lpstream.node.tracks import AvatarTrack
 from lpstream.protocol import MotionEncoder, profile_for_backend
@@ -339,11 +340,11 @@ class BrowserSession:
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+            with contextlib.suppress(Exception):
+                await bounded(task, f"session task {task.get_name()}")
         for track in self.tracks:
             track.stop()
-        await self.pc.close()
+        await bounded(self.pc.close(), "closing a browser peer connection")
         try:
             loop = asyncio.get_running_loop()
             await loop.run_in_executor(self.node.executor, self._release_sender)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import threading
 import time
@@ -16,6 +15,7 @@ from lpstream.errors import LpstreamError
 from lpstream.motion import Motion
 from lpstream.node.meters import LatencyMeter, RateMeter
 from lpstream.node.portrait import Portrait
+from lpstream.node.shutdown import bounded
 from lpstream.node.stages import StageTiming, close_stage, run_timed
 from lpstream.node.tracks import AvatarTrack
 from lpstream.protocol import MotionDecoder, Stats
@@ -191,8 +191,7 @@ class AvatarView:
     async def close(self) -> None:
         self.source.views.discard(self)
         self.task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self.task
+        await bounded(self.task, "an avatar view's render task")
         self.track.clear()
         try:
             loop = asyncio.get_running_loop()
