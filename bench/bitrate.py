@@ -25,6 +25,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from lpstream.liveportrait.keypoints import transform_keypoints  # noqa: E402
 from lpstream.motion import Motion  # noqa: E402
 from lpstream.protocol import (  # noqa: E402
     LIVEPORTRAIT,
@@ -43,18 +44,8 @@ VP8_SIZE = 256
 RAW_FIELDS = 70  # pitch, yaw, roll, t(3), scale, exp(63)
 
 
-def rotation(pitch: float, yaw: float, roll: float) -> np.ndarray:
-    p, y, r = np.radians([pitch, yaw, roll])
-    rx = np.array([[1, 0, 0], [0, np.cos(p), -np.sin(p)], [0, np.sin(p), np.cos(p)]])
-    ry = np.array([[np.cos(y), 0, np.sin(y)], [0, 1, 0], [-np.sin(y), 0, np.cos(y)]])
-    rz = np.array([[np.cos(r), -np.sin(r), 0], [np.sin(r), np.cos(r), 0], [0, 0, 1]])
-    return (rz @ ry @ rx).T
-
-
 def keypoints(m: Motion, canonical: np.ndarray) -> np.ndarray:
-    return m.scale * (canonical @ rotation(m.pitch, m.yaw, m.roll) + m.exp) + np.array(
-        [m.t[0], m.t[1], 0.0]
-    )
+    return transform_keypoints(canonical, m.pitch, m.yaw, m.roll, m.exp, m.scale, m.t)[0]
 
 
 def canonical_sets() -> list[np.ndarray]:

