@@ -28,8 +28,8 @@ sys.path.insert(0, str(ROOT))
 from lpstream.liveportrait.keypoints import transform_keypoints  # noqa: E402
 from lpstream.motion import Motion  # noqa: E402
 from lpstream.protocol import (  # noqa: E402
-    LIVEPORTRAIT,
-    MESHWARP,
+    KEYPOINTS,
+    LANDMARKS,
     DecodeStatus,
     MotionDecoder,
     MotionEncoder,
@@ -57,7 +57,7 @@ def canonical_sets() -> list[np.ndarray]:
 
 
 def stream_clip(
-    motions, fps, loss=0.0, seed=0, canonicals=None, timings=None, profile=LIVEPORTRAIT
+    motions, fps, loss=0.0, seed=0, canonicals=None, timings=None, profile=KEYPOINTS
 ):
     rng = random.Random(seed)
     encoder, decoder = MotionEncoder(profile=profile), MotionDecoder()
@@ -143,7 +143,7 @@ def our_codec(clips) -> dict:
     }
 
 
-def leave_one_clip_out(clips, profile=LIVEPORTRAIT, per_clip=None) -> dict:
+def leave_one_clip_out(clips, profile=KEYPOINTS, per_clip=None) -> dict:
     """Refit the model constants without each clip, code that clip, restore the constants."""
     saved = {name: getattr(profile.tables, name) for name in (
         "NEUTRAL", "MEAN_ABS", "MEAN_SPEED", "KEY_MEAN_ABS", "GAP_FACTOR", "DELTA_MAGNITUDE_COUNTS"
@@ -189,18 +189,18 @@ def meshwarp_codec() -> dict:
     clips = meshwarp_clips()
     sizes, per_clip, per_clip_p95, lp_per_clip, keyframes_only = [], {}, {}, {}, {}
     for name, (motions, fps) in clips.items():
-        clip_sizes = stream_clip(motions, fps, profile=MESHWARP)[0]
+        clip_sizes = stream_clip(motions, fps, profile=LANDMARKS)[0]
         sizes += clip_sizes
         per_clip[name] = round(float(np.mean(clip_sizes)), 2)
         per_clip_p95[name] = float(np.percentile(clip_sizes, 95))
         lp_per_clip[name] = round(float(np.mean(stream_clip(motions, fps)[0])), 2)
-        encoder = MotionEncoder(profile=MESHWARP)
+        encoder = MotionEncoder(profile=LANDMARKS)
         keyframes_only[name] = round(
             float(np.mean([len(encoder.encode(m, i)) for i, m in enumerate(motions)])), 2
         )
     fitted = {k: v for k, v in clips.items() if k != "carphone"}
     loo_per_clip: dict[str, float] = {}
-    loo = leave_one_clip_out(fitted, MESHWARP, loo_per_clip)
+    loo = leave_one_clip_out(fitted, LANDMARKS, loo_per_clip)
     return {
         **summary(sizes),
         "per_clip_mean": per_clip,

@@ -11,7 +11,7 @@ import pytest
 
 from lpstream.animate import FEEDBACK_DELAY_FRAMES, main, wire_size_function
 from lpstream.meshwarp.clip_motion import motions_from_video
-from lpstream.protocol import LIVEPORTRAIT, MESHWARP, MotionEncoder
+from lpstream.protocol import KEYPOINTS, LANDMARKS, MotionEncoder
 from tests.conftest import shared_file
 
 
@@ -48,7 +48,7 @@ def test_meshwarp_animates_a_portrait_with_the_driving_audio(tmp_path, capsys) -
     assert "animate" in captured.err  # progress bar
     assert "backend: meshwarp (requested --backend meshwarp)" in captured.err
     assert "bytes/frame" in captured.out and "lpstream motion codec" in captured.out
-    assert "meshwarp profile" in captured.out
+    assert "landmarks profile" in captured.out
     per_frame = float(captured.out.split("): ")[1].split(" bytes/frame")[0])
     assert 5 < per_frame < 300
 
@@ -128,15 +128,15 @@ def test_wire_cost_estimate_runs_the_call_feedback_loop() -> None:
     (not a keyframe per frame), with the backend's codec profile."""
     motions, fps = motions_from_video(shared_file("media/d3.mp4"), max_frames=90)
     meter, description = wire_size_function("meshwarp")
-    assert meter.profile is MESHWARP and "meshwarp profile" in description
+    assert meter.profile is LANDMARKS and "landmarks profile" in description
     sizes = [meter(motion, round(i * 1000 / fps)) for i, motion in enumerate(motions)]
     # Keyframes only until the first acknowledgement comes back.
     assert meter.encoder.keyframes_sent <= FEEDBACK_DELAY_FRAMES + 1
-    keyframe_only = MotionEncoder(profile=MESHWARP)
+    keyframe_only = MotionEncoder(profile=LANDMARKS)
     every_keyframe = [len(keyframe_only.encode(m, i)) for i, m in enumerate(motions)]
     assert np.mean(sizes) < 0.5 * np.mean(every_keyframe)
     assert np.mean(sizes) <= 35
-    assert wire_size_function("liveportrait")[0].profile is LIVEPORTRAIT
+    assert wire_size_function("liveportrait")[0].profile is KEYPOINTS
 
 
 def test_output_path_errors_are_clear_and_leave_nothing(tmp_path, capsys) -> None:

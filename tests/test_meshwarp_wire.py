@@ -16,7 +16,7 @@ from lpstream.meshwarp import MeshwarpRenderer
 from lpstream.meshwarp.clip_motion import motions_from_video
 from lpstream.motion import Motion
 from lpstream.protocol import (
-    LIVEPORTRAIT,
+    KEYPOINTS,
     DecodeStatus,
     MotionDecoder,
     MotionEncoder,
@@ -65,7 +65,7 @@ def test_meshwarp_motion_costs_under_8_kbit_per_s(clips, name: str) -> None:
     print(name, f"meshwarp profile {mean:.1f} B/frame")
     assert mean <= MAX_BYTES_PER_FRAME
     # The profile is what makes it fit: LivePortrait's precision and statistics cost more.
-    lp_sizes, _ = call(motions, fps, LIVEPORTRAIT)
+    lp_sizes, _ = call(motions, fps, KEYPOINTS)
     assert np.mean(lp_sizes) > 1.3 * mean
 
 
@@ -98,11 +98,11 @@ def test_finer_eyelid_step_targets_the_eyelid_control_points() -> None:
     control-point order changes, blinks would silently lose precision."""
     from lpstream.face.ratios import LEFT_EYE_LIDS, RIGHT_EYE_LIDS
     from lpstream.meshwarp.topology import CONTROL_POINTS
-    from lpstream.protocol.profiles import MESHWARP
+    from lpstream.protocol.profiles import LANDMARKS
 
     lids = [CONTROL_POINTS.index(v) * 3 + 1 for v in (*LEFT_EYE_LIDS, *RIGHT_EYE_LIDS)]
-    assert sorted(lids) == sorted(MESHWARP.exp_fine_components)
-    assert MESHWARP.exp_fine_step < MESHWARP.exp_fixed_step
+    assert sorted(lids) == sorted(LANDMARKS.exp_fine_components)
+    assert LANDMARKS.exp_fine_step < LANDMARKS.exp_fixed_step
 
 
 class _CodedSender:

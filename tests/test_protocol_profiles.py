@@ -10,8 +10,8 @@ import pytest
 
 from lpstream.motion import Motion
 from lpstream.protocol import (
-    LIVEPORTRAIT,
-    MESHWARP,
+    KEYPOINTS,
+    LANDMARKS,
     DecodeStatus,
     MotionDecoder,
     MotionEncoder,
@@ -23,14 +23,14 @@ from lpstream.protocol.wire import Kind
 from tests.fixtures.protocol.make_fixtures import meshwarp_motion
 
 FIXTURES = Path(__file__).parent / "fixtures" / "protocol"
-EXP_STEP = MESHWARP.exp_step(100_000) * mm.UNIT
+EXP_STEP = LANDMARKS.exp_step(100_000) * mm.UNIT
 EXP_STEPS = (
-    np.array([MESHWARP.step(mm.EXP0 + i, 100_000) for i in range(mm.NUM_EXP)]).reshape(-1, 3)
+    np.array([LANDMARKS.step(mm.EXP0 + i, 100_000) for i in range(mm.NUM_EXP)]).reshape(-1, 3)
     * mm.UNIT
 )
 """Per exp component (the eyelids' vertical components have a finer step)."""
-ANGLE_STEP = MESHWARP.step(mm.YAW, 100_000) * mm.ANGLE_UNIT
-PLACEMENT_STEP = MESHWARP.step(mm.TX, 100_000) * mm.UNIT
+ANGLE_STEP = LANDMARKS.step(mm.YAW, 100_000) * mm.ANGLE_UNIT
+PLACEMENT_STEP = LANDMARKS.step(mm.TX, 100_000) * mm.UNIT
 
 
 def _call(motions: list[Motion], profile, delay: int = 3):
@@ -64,9 +64,9 @@ def _max_errors(original: Motion, decoded: Motion) -> tuple[float, float, float]
 
 
 def test_profile_for_backend() -> None:
-    assert profile_for_backend("liveportrait") is LIVEPORTRAIT
-    assert profile_for_backend("meshwarp") is MESHWARP is profile_for_backend("builtin")
-    assert MotionEncoder().profile is LIVEPORTRAIT  # the default stays LivePortrait's
+    assert profile_for_backend("liveportrait") is KEYPOINTS
+    assert profile_for_backend("meshwarp") is LANDMARKS is profile_for_backend("builtin")
+    assert MotionEncoder().profile is KEYPOINTS  # the default stays LivePortrait's
     with pytest.raises(ValueError, match="no codec profile"):
         profile_for_backend("vp8")
     with pytest.raises(TypeError, match="CodecProfile"):
@@ -75,17 +75,17 @@ def test_profile_for_backend() -> None:
 
 def test_meshwarp_profile_travels_in_band_and_decodes_within_its_steps() -> None:
     motions = [meshwarp_motion(i) for i in range(40)]
-    packets, shown = _call(motions, MESHWARP)
-    assert packets[0][1] & 0xF0 == Kind.MOTION_PROFILED and packets[0][3] == MESHWARP.profile_id
+    packets, shown = _call(motions, LANDMARKS)
+    assert packets[0][1] & 0xF0 == Kind.MOTION_PROFILED and packets[0][3] == LANDMARKS.profile_id
     assert all(p[1] & 0xC0 == Kind.MOTION_DELTA for p in packets[5:])
     worst = np.max([_max_errors(m, d) for m, d in zip(motions, shown, strict=True)], axis=0)
     # Keyframes round (half a step), deltas have the encoder's dead zone (0.75 step).
-    tolerance = MESHWARP.dead_zone + 1e-9
+    tolerance = LANDMARKS.dead_zone + 1e-9
     assert worst[0] <= tolerance * EXP_STEP
     assert worst[1] <= tolerance * ANGLE_STEP
     assert worst[2] <= tolerance * PLACEMENT_STEP
     # The same motion at LivePortrait's precision is much larger on the wire.
-    lp_packets, _ = _call(motions, LIVEPORTRAIT)
+    lp_packets, _ = _call(motions, KEYPOINTS)
     assert lp_packets[0][1] & 0xF0 == Kind.MOTION
     assert sum(map(len, packets)) < 0.8 * sum(map(len, lp_packets))
 
@@ -94,7 +94,7 @@ def test_dead_zone_holds_sub_step_jitter_but_passes_real_motion() -> None:
     # A still face exactly on the quantiser grid (a decoded keyframe), then landmark jitter
     # of ±0.6 step: plain rounding would flip the decoded value back and forth every frame,
     # the dead zone keeps it still.
-    base = MotionDecoder().decode(MotionEncoder(profile=MESHWARP).encode(meshwarp_motion(0), 0))
+    base = MotionDecoder().decode(MotionEncoder(profile=LANDMARKS).encode(meshwarp_motion(0), 0))
     assert base is not None
     jittered = [base.copy() for _ in range(4)]
     for i in range(30):
@@ -103,7 +103,7 @@ def test_dead_zone_holds_sub_step_jitter_but_passes_real_motion() -> None:
         jittered.append(motion)
     moved = base.copy()
     moved.exp = base.exp + 3 * EXP_STEPS
-    packets, shown = _call([*jittered, moved], MESHWARP)
+    packets, shown = _call([*jittered, moved], LANDMARKS)
     steady = [d.exp for d in shown[:-1]]
     assert all(np.array_equal(base.exp, exp) for exp in steady)  # nothing flickers
     assert np.abs(shown[-1].exp - moved.exp).max() <= 0.75 * EXP_STEP  # real motion goes through
@@ -111,7 +111,7 @@ def test_dead_zone_holds_sub_step_jitter_but_passes_real_motion() -> None:
 
 
 def test_bad_profile_bytes_are_protocol_errors() -> None:
-    keyframe = MotionEncoder(profile=MESHWARP).encode(meshwarp_motion(0), 0)
+    keyframe = MotionEncoder(profile=LANDMARKS).encode(meshwarp_motion(0), 0)
     with pytest.raises(ProtocolError, match="unknown motion codec profile 7"):
         MotionDecoder().decode(keyframe[:3] + b"\x07" + keyframe[4:])
     with pytest.raises(ProtocolError, match="profile 0"):

@@ -16,8 +16,8 @@ from lpstream.protocol.messages import KeyframeRequest, decode_message
 from lpstream.protocol.motion_codec import DecodeStatus, MotionDecoder, MotionEncoder
 from lpstream.protocol.portrait import PortraitReceiver, PortraitRejectedError, PortraitSender
 from lpstream.protocol.profiles import (
-    LIVEPORTRAIT,
-    MESHWARP,
+    KEYPOINTS,
+    LANDMARKS,
     CodecProfile,
     profile_for_backend,
 )
@@ -25,9 +25,9 @@ from lpstream.protocol.stats import Stats
 from lpstream.protocol.wire import MAX_PACKET_BYTES, PROTOCOL_VERSION, Kind
 
 __all__ = [
-    "LIVEPORTRAIT",
+    "KEYPOINTS",
+    "LANDMARKS",
     "MAX_PACKET_BYTES",
-    "MESHWARP",
     "PROTOCOL_VERSION",
     "Bye",
     "CodecProfile",

@@ -18,7 +18,7 @@ import numpy as np
 
 from lpstream.motion import Motion
 from lpstream.protocol import motion_model as mm
-from lpstream.protocol.profiles import LIVEPORTRAIT, CodecProfile, profile_for_backend
+from lpstream.protocol.profiles import KEYPOINTS, CodecProfile, profile_for_backend
 from lpstream.shared_data import shared_dir
 
 FIT_GAP = 3
@@ -66,7 +66,7 @@ def _closed_loop(
 
 
 def fit(
-    clips: list[list[Motion]], profile: CodecProfile = LIVEPORTRAIT
+    clips: list[list[Motion]], profile: CodecProfile = KEYPOINTS
 ) -> dict[str, list[float] | list[int]]:
     units = [[mm.motion_to_units(m) for m in clip] for clip in clips]
     everything = [u for clip in units for u in clip]
@@ -114,7 +114,7 @@ def fit(
 
 
 def fit_delta_magnitudes(
-    clips: list[tuple[list[Motion], float]], profile: CodecProfile = LIVEPORTRAIT
+    clips: list[tuple[list[Motion], float]], profile: CodecProfile = KEYPOINTS
 ) -> list[list[int]]:
     """Histogram of |delta residual| per model level, from the real codec's own contexts
     (feedback three frames late, plus a 10 %-loss run for other reference gaps)."""
@@ -160,7 +160,7 @@ def fit_delta_magnitudes(
 def fit_all(
     clips: list[tuple[list[Motion], float]],
     constants: dict,
-    profile: CodecProfile = LIVEPORTRAIT,
+    profile: CodecProfile = KEYPOINTS,
 ) -> list[list[int]]:
     """Install the per-field constants, then histogram residuals under their contexts."""
     for name, values in constants.items():
@@ -229,13 +229,13 @@ def meshwarp_clips(media_dir: Path | None = None) -> list[tuple[list[Motion], fl
 
 def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
-    profile = LIVEPORTRAIT
+    profile = KEYPOINTS
     command = ""
     if args[:1] == ["--profile"] and len(args) > 1:
         profile = profile_for_backend(args[1])
         command = f" --profile {profile.name}"
         args = args[2:]
-    if profile is LIVEPORTRAIT:
+    if profile is KEYPOINTS:
         folder = Path(args[0]) if args else shared_dir() / "motion"
         paths = sorted(folder.glob("*.npz"))
         with_fps = [(load_clip_motions(p), float(np.load(p)["fps"])) for p in paths]

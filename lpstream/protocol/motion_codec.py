@@ -18,7 +18,7 @@ from lpstream.protocol import motion_model as mm
 from lpstream.protocol.arith import ArithmeticDecoder, ArithmeticEncoder, FrequencyTable
 from lpstream.protocol.errors import ProtocolError
 from lpstream.protocol.feedback import Feedback
-from lpstream.protocol.profiles import LIVEPORTRAIT, CodecProfile, profile_by_id
+from lpstream.protocol.profiles import KEYPOINTS, CodecProfile, profile_by_id
 from lpstream.protocol.wire import (
     SEQ_MODULO,
     Kind,
@@ -63,7 +63,7 @@ class FrameRecord:
     """Frame interval in 1/16 ms (sender timestamps per frame), predicts the next stamp."""
     has_eye: bool
     has_lip: bool
-    profile: CodecProfile = LIVEPORTRAIT
+    profile: CodecProfile = KEYPOINTS
     """Deltas against this frame use its profile's steps and models."""
 
 
@@ -76,7 +76,7 @@ class _FieldCoder:
         gap: int,
         has_eye: bool,
         has_lip: bool,
-        profile: CodecProfile = LIVEPORTRAIT,
+        profile: CodecProfile = KEYPOINTS,
     ):
         self.ref = ref
         self.has_eye = has_eye
@@ -152,7 +152,7 @@ class _SentFrame:
 class MotionEncoder:
     """Sender side: Motion (or None for "no face") → packet for the unreliable channel."""
 
-    def __init__(self, max_gap: int = MAX_GAP, profile: CodecProfile = LIVEPORTRAIT) -> None:
+    def __init__(self, max_gap: int = MAX_GAP, profile: CodecProfile = KEYPOINTS) -> None:
         """`profile`: quantisers and statistics of the motion's kind (see
         `lpstream.protocol.profile_for_backend`); it travels in every keyframe."""
         if not 1 <= max_gap <= MAX_GAP:
@@ -264,7 +264,7 @@ class MotionEncoder:
         self._history[seq] = _SentFrame(record)
         self._history.pop((seq - STORE_FRAMES) % SEQ_MODULO, None)
         self._last_timestamp = timestamp
-        if ref is None and self.profile is not LIVEPORTRAIT:
+        if ref is None and self.profile is not KEYPOINTS:
             profile_byte = bytes((self.profile.profile_id,))
             return header(Kind.MOTION_PROFILED, seq) + profile_byte + coder.finish()
         if ref is None:
@@ -346,7 +346,7 @@ class MotionDecoder:
             if len(packet) <= offset:
                 raise ProtocolError("motion keyframe: truncated before its profile byte")
             profile = profile_by_id(packet[offset])
-            if profile is LIVEPORTRAIT:
+            if profile is KEYPOINTS:
                 raise ProtocolError("motion keyframe: profile 0 must use the MOTION kind")
             seq = number
             record = self._decode_keyframe(packet[offset + 1 :], profile)
@@ -459,7 +459,7 @@ class MotionDecoder:
         self._pending_acks = True
 
     def _decode_keyframe(
-        self, body: bytes, profile: CodecProfile = LIVEPORTRAIT
+        self, body: bytes, profile: CodecProfile = KEYPOINTS
     ) -> FrameRecord:
         coder = ArithmeticDecoder(body)
         has_eye = bool(coder.decode_uniform(2))

@@ -69,22 +69,22 @@ class CodecProfile:
         self.delta_models[:] = mm.build_delta_models(self.tables)
 
 
-MESHWARP_EYELID_Y = (31, 34, 37, 40)
+LANDMARKS_EYELID_Y = (31, 34, 37, 40)
 """exp components of the meshwarp motion that are the vertical displacement of the four
 eyelid control points (rows 10-13 of lpstream.meshwarp.topology.CONTROL_POINTS)."""
 
-LIVEPORTRAIT = CodecProfile(
+KEYPOINTS = CodecProfile(
     profile_id=0,
-    name="liveportrait",
+    name="keypoints",
     tables=motion_tables,
     fixed_steps=mm.field_steps(100_000),
     exp_error_budget=mm.EXP_ERROR_BUDGET,
     delta_models=mm.DELTA_MODELS,  # the same list model_fit / the benchmark rebuild
 )
 
-MESHWARP = CodecProfile(
+LANDMARKS = CodecProfile(
     profile_id=1,
-    name="meshwarp",
+    name="landmarks",
     tables=motion_tables_meshwarp,
     # scale 2e-3, angles 0.1°, t 2e-3 (half-image units), eye/lip ratios 0.02 (the meshwarp
     # renderer ignores them; they are kept for the receiver's UI).
@@ -98,13 +98,13 @@ MESHWARP = CodecProfile(
     # Eyelids move only ~0.03 face widths in a blink: half the step keeps small eyes'
     # blinks (carphone driving the astronaut: eye r 0.856 through the codec vs 0.863
     # uncoded; 0.837 at the uniform step) for 0.5 B/frame.
-    exp_fine_components=MESHWARP_EYELID_Y,
+    exp_fine_components=LANDMARKS_EYELID_Y,
     exp_fine_step=200,
     dead_zone=0.75,
 )
 
-PROFILES = {profile.profile_id: profile for profile in (LIVEPORTRAIT, MESHWARP)}
-_BY_BACKEND = {"liveportrait": LIVEPORTRAIT, "meshwarp": MESHWARP, "builtin": MESHWARP}
+PROFILES = {profile.profile_id: profile for profile in (KEYPOINTS, LANDMARKS)}
+_BY_BACKEND = {"liveportrait": KEYPOINTS, "meshwarp": LANDMARKS, "builtin": LANDMARKS}
 
 
 def profile_by_id(profile_id: int) -> CodecProfile:
