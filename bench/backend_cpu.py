@@ -98,7 +98,7 @@ def main() -> int:
     wall_start = time.perf_counter()
     for index, frame in enumerate(frames):
         start = time.perf_counter()
-        motion = sender.extract(frame, round(index * 1000 / fps))
+        motion = sender.extract(frame, round(index * 1000 / fps)).motion
         sender_times.append(time.perf_counter() - start)
         if motion is not None:
             motions.append(motion)

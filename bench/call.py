@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from lpstream.backend_registry import backend_names
 from lpstream.node import NodeConfig
 from lpstream.node.loopback import FileCamera, LoopbackBrowser, jpeg, load_face_frames
 from lpstream.serve import CallServer, ServeConfig
@@ -182,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--backend", default="meshwarp")
+    parser.add_argument("--backend", default="meshwarp", choices=backend_names())
     parser.add_argument("--max-sessions", type=int, default=6)
     parser.add_argument("--warmup", type=float, default=4.0)
     parser.add_argument("--window", type=float, default=10.0)

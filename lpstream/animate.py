@@ -13,6 +13,7 @@ import logging
 import sys
 from collections import deque
 from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -22,11 +23,11 @@ import av
 import cv2
 import numpy as np
 
-from lpstream.backend import AvatarRenderer, Controls, MotionSender
-from lpstream.backends import BACKEND_NAMES, BackendError, build_backend, choose_backend
+from lpstream.backend import AvatarRenderer, BackendOptions, Controls, MotionSender
+from lpstream.backend_registry import backend_names, choose_backend
 from lpstream.errors import ImageError, LpstreamError, NoFaceError
 from lpstream.motion import Motion
-from lpstream.protocol import MotionDecoder, MotionEncoder, profile_for_backend
+from lpstream.protocol import CodecProfile, MotionDecoder, MotionEncoder
 
 logger = logging.getLogger("lpstream.animate")
 
@@ -89,7 +90,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("source", type=Path, help="source portrait (image file)")
     parser.add_argument("driving", type=Path, help="driving video (any format FFmpeg reads)")
     parser.add_argument("-o", "--output", type=Path, required=True, help="output .mp4")
-    parser.add_argument("--backend", default="auto", choices=BACKEND_NAMES)
+    parser.add_argument("--backend", default="auto", choices=backend_names())
     parser.add_argument("--weights", type=Path, default=None, help="LivePortrait weights folder")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda (LivePortrait)")
     parser.add_argument(
@@ -174,8 +175,8 @@ class WireCostMeter:
     FEEDBACK_DELAY_FRAMES frames late (as bench/bitrate.py does). Without the feedback every
     frame would be a keyframe and the estimate ~2-3× too high."""
 
-    def __init__(self, backend_name: str) -> None:
-        self.profile = profile_for_backend(backend_name)
+    def __init__(self, profile: CodecProfile) -> None:
+        self.profile = profile
         self.encoder = MotionEncoder(profile=self.profile)
         self.decoder = MotionDecoder()
         self._replies: deque[tuple[int, bytes]] = deque()
@@ -197,12 +198,6 @@ class WireCostMeter:
         return len(packet)
 
 
-def wire_size_function(backend_name: str = "liveportrait") -> tuple[WireCostMeter, str]:
-    """Bytes one motion of `backend_name` costs on the wire, and a description of the codec."""
-    meter = WireCostMeter(backend_name)
-    return meter, meter.description
-
-
 def _progress(total: int | None, disable: bool) -> Any:
     from tqdm import tqdm
 
@@ -216,12 +211,17 @@ def animate(
     sender: MotionSender,
     renderer: AvatarRenderer,
     controls: Controls,
+    codec_profile: CodecProfile,
     show_progress: bool = True,
     max_frames: int | None = None,
 ) -> AnimateSummary:
-    """Drive `renderer` (source already set) from every frame of `driving`; write `output_path`."""
+    """Drive `renderer` (source already set) from every frame of `driving`; write `output_path`.
+
+    `codec_profile` is the backend's (`Backend.codec_profile`): the summary's wire cost is
+    what the sender's motion costs in a call."""
     summary = AnimateSummary()
-    wire_size, summary.wire_format = wire_size_function(sender.name)
+    wire_size = WireCostMeter(codec_profile)
+    summary.wire_format = wire_size.description
     video_in = driving.streams.video[0]
     audio_in = driving.streams.audio[0] if driving.streams.audio else None
     rate = video_in.average_rate or video_in.guessed_rate or Fraction(25)
@@ -278,7 +278,7 @@ def animate(
                         break
                     rgb = frame.to_ndarray(format="rgb24")
                     timestamp_ms = round(frame.time * 1000) if frame.time is not None else None
-                    motion = sender.extract(rgb, timestamp_ms)
+                    motion = sender.extract(rgb, timestamp_ms).motion
                     if motion is None:
                         summary.frames_without_face += 1
                         motion = last_motion
@@ -311,50 +311,50 @@ def main(argv: Sequence[str]) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
-        check_output_path(args.output)
-        source = read_source(args.source, args.max_size)
-        driving = open_driving(args.driving)
-        choice = choose_backend(args.backend, args.weights)
-        print(f"backend: {choice.name} ({choice.reason})", file=sys.stderr)
-        sender, renderer = build_backend(choice, args.weights, args.device)
-        renderer.set_source(source)
-        controls = Controls(
-            eye_open=args.eye_open,
-            lip_open=args.lip_open,
-            head_motion=args.head_motion,
-            stitching=not args.no_stitching,
-        )
-        try:
-            args.output.parent.mkdir(parents=True, exist_ok=True)
-            summary = animate(
-                source,
-                driving,
-                args.output,
-                sender,
-                renderer,
-                controls,
-                show_progress=not args.no_progress,
-                max_frames=args.max_frames,
+        with ExitStack() as opened:
+            check_output_path(args.output)
+            source = read_source(args.source, args.max_size)
+            driving = open_driving(args.driving)
+            opened.callback(driving.close)
+            options = BackendOptions(weights=args.weights, device=args.device)
+            choice = choose_backend(args.backend, options)  # logs "backend: NAME (REASON)"
+            sender = choice.backend.create_sender(options)
+            opened.callback(sender.close)
+            renderer = choice.backend.create_renderer(options)
+            opened.callback(renderer.close)
+            renderer.set_source(source)
+            controls = Controls(
+                eye_open=args.eye_open,
+                lip_open=args.lip_open,
+                head_motion=args.head_motion,
+                stitching=not args.no_stitching,
             )
-            if summary.frames == 0:
-                raise InputError(f"{args.driving} has no decodable video frames")
-        except (av.error.FFmpegError, OSError) as error:
-            # Reading errors were turned into InputError above; what is left is the output.
-            remove_partial(args.output)
-            raise OutputError(f"cannot write {args.output} ({error})") from error
-        except LpstreamError:
-            remove_partial(args.output)
-            raise
-        finally:
-            driving.close()
-            for stage in (sender, renderer):
-                close = getattr(stage, "close", None)
-                if close is not None:
-                    close()
+            try:
+                args.output.parent.mkdir(parents=True, exist_ok=True)
+                summary = animate(
+                    source,
+                    driving,
+                    args.output,
+                    sender,
+                    renderer,
+                    controls,
+                    choice.backend.codec_profile,
+                    show_progress=not args.no_progress,
+                    max_frames=args.max_frames,
+                )
+                if summary.frames == 0:
+                    raise InputError(f"{args.driving} has no decodable video frames")
+            except (av.error.FFmpegError, OSError) as error:
+                # Reading errors were turned into InputError above; what is left is the output.
+                remove_partial(args.output)
+                raise OutputError(f"cannot write {args.output} ({error})") from error
+            except LpstreamError:
+                remove_partial(args.output)
+                raise
     except NoFaceError as error:
         print(f"error: {args.source}: {error}", file=sys.stderr)
         return 1
-    except (LpstreamError, BackendError) as error:
+    except LpstreamError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     fps = summary.fps

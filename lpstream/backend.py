@@ -1,13 +1,24 @@
-"""The two small interfaces every backend implements; nothing else asks which backend runs."""
+"""What a backend is: its two stages (sender, renderer) and the object that describes it.
+
+Each backend folder (`lpstream/liveportrait/`, `lpstream/meshwarp/`) exposes one `Backend`
+in its `backend.py`; `lpstream.backend_registry` lists them and chooses one. Nothing else
+asks which backend runs.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
 
 from lpstream.motion import Motion
+
+if TYPE_CHECKING:
+    # Only a type here: lpstream.protocol's control messages code `Controls` (below), so a
+    # runtime import would make `import lpstream.backend` depend on import order.
+    from lpstream.protocol.profiles import CodecProfile
 
 
 @dataclass
@@ -24,26 +35,38 @@ class Controls:
     """Keep the face stitched into the unchanged shoulders/background."""
 
 
+@dataclass(frozen=True)
+class SenderOutput:
+    """What the sender stage makes of one camera frame."""
+
+    motion: Motion | None
+    """Motion of the tracked face, or None when no face is seen in this frame."""
+    face_id: int | None
+    """The face tracker's id of the face the motion belongs to. It changes when another face
+    is acquired (the receiver then takes a new reference pose), is kept while no face is
+    seen, and is None until a face was tracked (and again after `reset`)."""
+
+
 @runtime_checkable
 class MotionSender(Protocol):
     """Sender stage: camera frame -> motion."""
 
-    name: str
-
-    def extract(self, frame_rgb: np.ndarray, timestamp_ms: int | None = None) -> Motion | None:
-        """Motion of the face in an RGB uint8 (H, W, 3) frame, or None when no face is seen."""
+    def extract(self, frame_rgb: np.ndarray, timestamp_ms: int | None = None) -> SenderOutput:
+        """Motion of the face in an RGB uint8 (H, W, 3) frame, and which face it is."""
         ...
 
     def reset(self) -> None:
         """Forget tracking state (new call, new camera)."""
         ...
 
+    def close(self) -> None:
+        """Release what the stage holds (landmarker threads, networks); a no-op if nothing."""
+        ...
+
 
 @runtime_checkable
 class AvatarRenderer(Protocol):
     """Receiver stage: cached source portrait + motion + controls -> frame."""
-
-    name: str
 
     def set_source(self, image_rgb: np.ndarray) -> None:
         """Prepare a source portrait (RGB uint8). Raises NoFaceError if it has no face."""
@@ -53,10 +76,51 @@ class AvatarRenderer(Protocol):
         """The source animated by `motion`, as an RGB uint8 frame of the source's size.
 
         The first motion after `set_source`/`reset_reference` is the driver's reference
-        pose (relative motion, SPEC §3).
+        pose: later motions are applied as their change from it, so the source keeps its own
+        pose and expression (`lpstream.liveportrait.keypoints.relative_motion`).
         """
         ...
 
     def reset_reference(self) -> None:
         """Take the next motion as the new driver reference."""
+        ...
+
+    def close(self) -> None:
+        """Release what the stage holds (landmarker threads, networks); a no-op if nothing."""
+        ...
+
+
+@dataclass(frozen=True)
+class BackendOptions:
+    """How to build a backend's stages; a backend ignores what it does not use."""
+
+    weights: Path | None = None
+    """Weights folder, or None for the default (`LPSTREAM_WEIGHTS`, else `models/`)."""
+    device: str = "auto"
+    """Torch device: auto, cpu or cuda."""
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """One backend: what it is called, how its motion is coded, whether it can run here, and
+    how to build its stages. Cheap to import: heavy modules load in `create_*`."""
+
+    name: str
+    """Canonical name, as in `--backend` and the Hello message."""
+    aliases: tuple[str, ...]
+    """Other names `--backend` accepts."""
+    codec_profile: CodecProfile
+    """Codec profile of the kind of motion its sender produces."""
+
+    def unavailable_reason(self, options: BackendOptions) -> str | None:
+        """None when the backend can run here with `options`, else why not, in words a user
+        can act on."""
+        ...
+
+    def create_sender(self, options: BackendOptions) -> MotionSender:
+        """A new sender stage (one per camera)."""
+        ...
+
+    def create_renderer(self, options: BackendOptions) -> AvatarRenderer:
+        """A new renderer stage (one per animated portrait)."""
         ...

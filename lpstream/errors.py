@@ -19,3 +19,7 @@ class ModelFileError(LpstreamError):
 
 class ImageError(LpstreamError):
     """An image could not be decoded or exceeds the allowed size."""
+
+
+class BackendError(LpstreamError):
+    """An unknown backend name, or a backend that cannot run in this installation."""

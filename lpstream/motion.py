@@ -20,7 +20,10 @@ def _vector(value: object, shape: tuple[int, ...], name: str) -> np.ndarray:
 
 @dataclass
 class Motion:
-    """LivePortrait implicit-keypoint motion of one frame (SPEC §3).
+    """LivePortrait implicit-keypoint motion of one frame.
+
+    Units and wire ranges: docs/protocol.md §2; how a renderer applies it:
+    `lpstream.liveportrait.keypoints.relative_motion`.
 
     Both backends speak this structure, so the codec, the wire and the node never ask
     which backend produced it.

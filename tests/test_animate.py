@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import av
@@ -9,10 +10,18 @@ import cv2
 import numpy as np
 import pytest
 
-from lpstream.animate import FEEDBACK_DELAY_FRAMES, main, wire_size_function
+from lpstream.animate import FEEDBACK_DELAY_FRAMES, WireCostMeter, main
 from lpstream.meshwarp.clip_motion import motions_from_video
 from lpstream.protocol import KEYPOINTS, LANDMARKS, MotionEncoder
 from tests.conftest import shared_file
+
+
+@pytest.fixture
+def choice_log(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
+    """The registry's "backend: NAME (REASON)" line, which the CLI shows on stderr. DEBUG:
+    a choice identical to an earlier test's is logged at DEBUG only."""
+    caplog.set_level(logging.DEBUG, logger="lpstream.backend_registry")
+    return caplog
 
 
 def _streams(path: Path) -> dict[str, tuple[int, float]]:
@@ -29,7 +38,7 @@ def _frames(path: Path) -> list[np.ndarray]:
         return [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
 
 
-def test_meshwarp_animates_a_portrait_with_the_driving_audio(tmp_path, capsys) -> None:
+def test_meshwarp_animates_a_portrait_with_the_driving_audio(tmp_path, capsys, choice_log):
     out = tmp_path / "einstein_d3.mp4"
     code = main(
         [str(shared_file("media/einstein.jpg")), str(shared_file("media/d3.mp4")),
@@ -46,14 +55,14 @@ def test_meshwarp_animates_a_portrait_with_the_driving_audio(tmp_path, capsys) -
     assert np.abs(frames[0].astype(int) - source[:500, :374]).mean() < 4  # reference frame
     assert max(np.abs(f.astype(int) - frames[0]).mean() for f in frames) > 0.3  # it moves
     assert "animate" in captured.err  # progress bar
-    assert "backend: meshwarp (requested --backend meshwarp)" in captured.err
+    assert "backend: meshwarp (requested --backend meshwarp)" in choice_log.text
     assert "bytes/frame" in captured.out and "lpstream motion codec" in captured.out
     assert "landmarks profile" in captured.out
     per_frame = float(captured.out.split("): ")[1].split(" bytes/frame")[0])
     assert 5 < per_frame < 300
 
 
-def test_driving_without_audio_and_auto_backend(tmp_path, capsys, monkeypatch) -> None:
+def test_driving_without_audio_and_auto_backend(tmp_path, capsys, monkeypatch, choice_log):
     monkeypatch.setenv("LPSTREAM_WEIGHTS", str(tmp_path / "no_weights"))
     out = tmp_path / "mona_d0.mp4"
     code = main(
@@ -62,7 +71,7 @@ def test_driving_without_audio_and_auto_backend(tmp_path, capsys, monkeypatch) -
     )  # fmt: skip
     captured = capsys.readouterr()
     assert code == 0, captured.err
-    assert "backend: meshwarp (no complete LivePortrait weights" in captured.err
+    assert "backend: meshwarp (no complete LivePortrait weights" in choice_log.text
     streams = _streams(out)
     assert streams["video"][0] == 78 and "audio" not in streams
     assert _frames(out)[0].shape == (512, 288, 3)
@@ -70,14 +79,14 @@ def test_driving_without_audio_and_auto_backend(tmp_path, capsys, monkeypatch) -
 
 
 @pytest.mark.slow
-def test_liveportrait_pipeline_on_random_weights(tmp_path, capsys) -> None:
+def test_liveportrait_pipeline_on_random_weights(tmp_path, capsys, choice_log) -> None:
     from lpstream.liveportrait.testing import save_random_weights
 
     torch = pytest.importorskip("torch")
     weights = save_random_weights(tmp_path / "weights", seed=0)
     out = tmp_path / "lp.mp4"
     threads = torch.get_num_threads()
-    torch.set_num_threads(2)  # W + G cost ~9 s per frame on CPU (SPEC §5): 2 frames only
+    torch.set_num_threads(2)  # W + G cost ~9 s per frame on CPU: 2 frames only
     try:
         code = main(
             [str(shared_file("media/einstein.jpg")), str(shared_file("media/d3.mp4")),
@@ -88,7 +97,7 @@ def test_liveportrait_pipeline_on_random_weights(tmp_path, capsys) -> None:
         torch.set_num_threads(threads)
     captured = capsys.readouterr()
     assert code == 0, captured.err
-    assert "backend: liveportrait (complete LivePortrait weights found" in captured.err
+    assert "backend: liveportrait (auto: first that can run here" in choice_log.text
     streams = _streams(out)
     assert streams["video"][0] == 2 and "audio" in streams
     assert _frames(out)[0].shape == (500, 374, 3)
@@ -127,8 +136,8 @@ def test_wire_cost_estimate_runs_the_call_feedback_loop() -> None:
     """The summary's bytes/frame come from encoder + decoder with acknowledgements fed back
     (not a keyframe per frame), with the backend's codec profile."""
     motions, fps = motions_from_video(shared_file("media/d3.mp4"), max_frames=90)
-    meter, description = wire_size_function("meshwarp")
-    assert meter.profile is LANDMARKS and "landmarks profile" in description
+    meter = WireCostMeter(LANDMARKS)
+    assert meter.profile is LANDMARKS and "landmarks profile" in meter.description
     sizes = [meter(motion, round(i * 1000 / fps)) for i, motion in enumerate(motions)]
     # Keyframes only until the first acknowledgement comes back.
     assert meter.encoder.keyframes_sent <= FEEDBACK_DELAY_FRAMES + 1
@@ -136,7 +145,7 @@ def test_wire_cost_estimate_runs_the_call_feedback_loop() -> None:
     every_keyframe = [len(keyframe_only.encode(m, i)) for i, m in enumerate(motions)]
     assert np.mean(sizes) < 0.5 * np.mean(every_keyframe)
     assert np.mean(sizes) <= 35
-    assert wire_size_function("liveportrait")[0].profile is KEYPOINTS
+    assert WireCostMeter(KEYPOINTS).profile is KEYPOINTS
 
 
 def test_output_path_errors_are_clear_and_leave_nothing(tmp_path, capsys) -> None:

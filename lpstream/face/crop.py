@@ -1,4 +1,4 @@
-"""LivePortrait's crop geometry (SPEC §4) on MediaPipe landmarks, plus a causal live crop.
+"""LivePortrait's crop geometry on MediaPipe landmarks, plus a causal live crop.
 
 Official behaviour, restated: take the face's landmarks, find the direction from the eye
 centre to the mouth centre (`uy`) and its perpendicular (`ux`), measure the landmarks' extent in

@@ -1,4 +1,4 @@
-"""Eye- and lip-open ratios from MediaPipe's 478 landmarks (SPEC §4 definitions).
+"""Eye- and lip-open ratios from MediaPipe's 478 landmarks (LivePortrait's definitions).
 
 LivePortrait defines the eye-open ratio as eyelid distance / eye-corner distance and the
 lip-open ratio as inner-lip distance / mouth-corner distance (its own 203-point model). We use

@@ -57,7 +57,7 @@ class TrackedFace:
     landmarks: FaceLandmarks
     """478 landmarks in frame pixels (the last seen ones when `face_present` is False)."""
     box: CropBox
-    """Causally smoothed driving crop box (SPEC §4: scale 2.2, shifted up 0.1)."""
+    """Causally smoothed driving crop box (scale 2.2, shifted up 0.1: `lpstream.face.crop`)."""
     eye_ratio: np.ndarray
     """(2,) eye-open ratios (image-left, image-right)."""
     lip_ratio: float

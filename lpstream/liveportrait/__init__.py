@@ -1,7 +1,8 @@
-"""The LivePortrait backend: official networks, keypoint math, weights (SPEC §6).
+"""The LivePortrait backend: official networks, keypoint math, weights.
 
 `load_networks(weights_dir, device="cpu")` returns the seven networks in eval mode;
-`headpose_to_degrees`, `rotation_matrix` and `transform_keypoints` are the SPEC §3 math.
+`headpose_to_degrees`, `rotation_matrix` and `transform_keypoints` are the keypoint math
+(`keypoints.py`); `backend.BACKEND` describes the backend to `lpstream.backend_registry`.
 Torch-heavy modules load on first use so `import lpstream.liveportrait` stays cheap.
 """
 

@@ -1,8 +1,8 @@
 """Where and in which precision the LivePortrait networks run, decided once at construction.
 
 On CUDA, F, W and G (nearly all the FLOPs) run in fp16; M stays fp32 because its activations
-overflow fp16 (SPEC §5), and the tiny MLPs stay fp32 because they cost nothing. On CPU
-everything is fp32: CPU fp16 convolutions are slower, not faster.
+overflow fp16 (see `networks.motion_extractor`), and the tiny MLPs stay fp32 because they cost
+nothing. On CPU everything is fp32: CPU fp16 convolutions are slower, not faster.
 """
 
 from __future__ import annotations

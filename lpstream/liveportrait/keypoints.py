@@ -1,4 +1,4 @@
-"""LivePortrait keypoint math (SPEC §3) as pure, batch-aware functions.
+"""LivePortrait keypoint math as pure, batch-aware functions.
 
 Conventions: keypoints are (B, 21, 3) in the normalised [-1, 1]³ grid (x right, y down);
 angles are degrees; rotation matrices are (B, 3, 3) *transposed* (`(Rz·Ry·Rx)ᵀ`) and
@@ -148,7 +148,7 @@ def transform_keypoints(
     scale: ArrayLike,
     t: ArrayLike,
 ) -> Any:
-    """SPEC §3 driving keypoints `scale · (kp @ R(pitch, yaw, roll) + exp) + t_xy`, (B, 21, 3).
+    """Driving keypoints `scale · (kp @ R(pitch, yaw, roll) + exp) + t_xy`, (B, 21, 3).
 
     Angles are degrees ((), (B,), (B, 1)) or raw (B, 66) bin logits, so M's output dict can
     be passed as is.
@@ -189,7 +189,7 @@ def axis_angle_matrix(axis: torch.Tensor, angle: torch.Tensor) -> torch.Tensor:
 
 @dataclass
 class HeadMotion:
-    """Pose, expression, scale and translation of a face, batched tensors (SPEC §3)."""
+    """Pose, expression, scale and translation of a face, batched tensors."""
 
     rotation: torch.Tensor
     """(B, 3, 3) transposed rotation, `rotation_matrix(pitch, yaw, roll)`."""
@@ -204,7 +204,7 @@ class HeadMotion:
 def relative_motion(
     source: HeadMotion, driving: HeadMotion, reference: HeadMotion, head_motion: float = 1.0
 ) -> HeadMotion:
-    """Transfer the driver's change since its reference frame onto the source (SPEC §3).
+    """Transfer the driver's change since its reference frame onto the source.
 
     `R = (R_d·R_refᵀ)^h · R_s`, `exp = exp_s + exp_d − exp_ref`,
     `scale = scale_s · scale_d / scale_ref`, `t = t_s + h·(t_d − t_ref)` with t_z = 0;

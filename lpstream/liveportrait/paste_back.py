@@ -1,4 +1,4 @@
-"""Paste a rendered face crop back into the source frame (SPEC §4).
+"""Paste a rendered face crop back into the source frame.
 
 A soft mask (1 inside the crop, fading to 0 over a thin border) is warped into the source
 frame once per source; each rendered crop is then warped the same way and blended:

@@ -27,7 +27,7 @@ from lpstream.liveportrait.weights import (
 )
 
 TYPICAL_SCALE = 1.4
-"""Middle of the real `scale` range (1.10-1.69, SPEC §3)."""
+"""Middle of the real `scale` range (1.10-1.69 on real faces)."""
 
 
 def make_plausible(module: nn.Module, generator: torch.Generator) -> None:

@@ -9,7 +9,9 @@ the `module.` prefix some stitching checkpoints carry.
 from __future__ import annotations
 
 import functools
+import logging
 import os
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +21,8 @@ from torch import nn
 
 from lpstream.errors import WeightsError
 from lpstream.shared_data import REPO_ROOT
+
+logger = logging.getLogger(__name__)
 
 HUB_REPO_ID = "KwaiVGI/LivePortrait"
 WEIGHTS_ENV = "LPSTREAM_WEIGHTS"
@@ -123,7 +127,7 @@ class Problem:
 
 @dataclass
 class LivePortraitNetworks:
-    """The seven LivePortrait networks, loaded and in eval mode (SPEC §6)."""
+    """The seven LivePortrait networks, loaded and in eval mode."""
 
     appearance_feature_extractor: nn.Module
     """F: 1×3×256×256 image -> 1×32×16×64×64 feature volume."""
@@ -289,7 +293,7 @@ def check_weights(weights_dir: str | os.PathLike[str] | None = None) -> list[Pro
 def load_networks(
     weights_dir: str | os.PathLike[str] | None = None, device: str | torch.device = "cpu"
 ) -> LivePortraitNetworks:
-    """Build the seven networks and load the official weights strictly (SPEC §6).
+    """Build the seven networks and load the official weights strictly.
 
     Raises WeightsError naming every missing file or mismatched tensor. All networks are
     fp32 here; precision choices belong to `lpstream.liveportrait.device`.
@@ -314,6 +318,47 @@ def load_networks(
     for module in modules.values():
         module.eval().requires_grad_(False).to(device)
     return LivePortraitNetworks(**modules, weights_dir=root)
+
+
+_networks_lock = threading.Lock()
+_networks_cache: dict[tuple[str, str], tuple[tuple[object, ...], LivePortraitNetworks]] = {}
+"""(weights folder, device) -> (file signature, loaded networks)."""
+
+
+def shared_networks(
+    weights_dir: str | os.PathLike[str] | None, device: str
+) -> LivePortraitNetworks:
+    """The networks of a weights folder, loaded once per process and device.
+
+    The call server creates a sender per participant and a renderer per viewed participant;
+    loading ~500 MB of weights for every one of them cost seconds per join and half a
+    gigabyte of RAM per stage. Inference never modifies the networks, so every stage shares
+    one copy. A folder whose files changed (size or mtime) is loaded again.
+    """
+    root = resolve_weights_dir(weights_dir).resolve()
+    signature = tuple(_file_signature(root / relative) for relative in REQUIRED_FILES)
+    key = (str(root), device)
+    # Held while loading, so stages created at the same moment wait for one load.
+    with _networks_lock:
+        cached = _networks_cache.get(key)
+        if cached is not None and cached[0] == signature:
+            return cached[1]
+        # Networks load on the CPU; each stage's device plan moves them where they run.
+        networks = load_networks(root, device="cpu")
+        # One folder at a time: a process serves from one weights folder, and stale entries
+        # (tests, a replaced folder) would pin half a gigabyte each.
+        _networks_cache.clear()
+        _networks_cache[key] = (signature, networks)
+        logger.info("loaded LivePortrait networks from %s", root)
+        return networks
+
+
+def _file_signature(path: Path) -> tuple[int, int] | None:
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return stat.st_size, stat.st_mtime_ns
 
 
 def describe_problems(root: Path, problems: list[Problem], limit: int = 12) -> str:

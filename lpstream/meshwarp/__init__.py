@@ -3,9 +3,29 @@
 Data flow: frame -> lpstream.face landmarks -> `face_motion` (pose fit against MediaPipe's
 canonical face, 21 control-point deltas) -> Motion -> wire -> `renderer` (propagate the
 deltas over the mesh with `topology`, re-pose, `stitching` skirt, `warp`, `mouth` cavity).
+`backend.BACKEND` describes it to `lpstream.backend_registry`. The stages load on first use,
+so the registry's `import lpstream.meshwarp.backend` stays cheap.
 """
 
-from lpstream.meshwarp.renderer import MeshwarpRenderer
-from lpstream.meshwarp.sender import MeshwarpSender
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from lpstream.meshwarp.renderer import MeshwarpRenderer
+    from lpstream.meshwarp.sender import MeshwarpSender
 
 __all__ = ["MeshwarpRenderer", "MeshwarpSender"]
+
+_HOMES = {
+    "MeshwarpRenderer": "lpstream.meshwarp.renderer",
+    "MeshwarpSender": "lpstream.meshwarp.sender",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOMES:
+        raise AttributeError(f"module 'lpstream.meshwarp' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(_HOMES[name]), name)

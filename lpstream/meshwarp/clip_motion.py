@@ -26,7 +26,7 @@ def motions_from_video(
                 if max_frames is not None and index >= max_frames:
                     break
                 rgb = frame.to_ndarray(format="rgb24")
-                motion = sender.extract(rgb, round(index * 1000 / fps))
+                motion = sender.extract(rgb, round(index * 1000 / fps)).motion
                 if motion is not None:
                     motion.extra.clear()  # diagnostics only; never crosses the wire
                     motions.append(motion)

@@ -4,8 +4,9 @@ Frames: image points are (x right, y down, z away from the viewer); the canonica
 (x right, y up, z towards the viewer). `image_to_model_frame` flips y and z so both are
 right-handed with the same axes, and a fit gives `points ≈ s · R · canonical + t`.
 
-Angles follow LivePortrait (SPEC §3): the column-vector rotation is Rz(roll)·Ry(yaw)·Rx(pitch);
-LivePortrait stores its transpose because it multiplies row vectors. Pitch is positive when the
+Angles follow LivePortrait (`lpstream.liveportrait.keypoints.rotation_matrix`): the
+column-vector rotation is Rz(roll)·Ry(yaw)·Rx(pitch); LivePortrait stores its transpose
+because it multiplies row vectors. Pitch is positive when the
 head looks down, yaw positive when the face turns towards the image's right, roll positive
 for a counter-clockwise tilt as seen in the image.
 """

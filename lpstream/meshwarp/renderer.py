@@ -3,8 +3,9 @@
 Per frame: expression deltas (relative to the driver's reference frame) move the source's 21
 control points and, through the fixed propagation matrix, its whole 468-vertex mesh in the
 head-fixed frame; the driver's pose change relative to its reference is applied on top of the
-source's own pose (LivePortrait's relative motion, SPEC §3); the mesh is projected into the
-image, surrounded by the stitching skirt, and the source is warped piecewise-affinely onto it.
+source's own pose (LivePortrait's relative motion,
+`lpstream.liveportrait.keypoints.relative_motion`); the mesh is projected into the image,
+surrounded by the stitching skirt, and the source is warped piecewise-affinely onto it.
 A mouth opened beyond the source's gets a painted cavity instead of stretched lips.
 """
 
@@ -118,8 +119,6 @@ def _similarity_2d(source: np.ndarray, target: np.ndarray) -> np.ndarray:
 class MeshwarpRenderer:
     """AvatarRenderer of the built-in backend (no weights, CPU, ~ms per frame)."""
 
-    name = "meshwarp"
-
     def __init__(self, topology: FaceTopology | None = None) -> None:
         self.topology = topology or face_topology()
         self._detector: LandmarkDetector | None = None
@@ -197,8 +196,9 @@ class MeshwarpRenderer:
         gain = float(controls.head_motion)
         driver_now = rotation_from_euler(motion.pitch, motion.yaw, motion.roll)
         driver_ref = rotation_from_euler(reference.pitch, reference.yaw, reference.roll)
-        # The driver's change of pose is applied in the camera frame. (LivePortrait's SPEC §3
-        # formula, read for column vectors, applies it in the head frame, R_s · R_d,0ᵀ · R_d,i.
+        # The driver's change of pose is applied in the camera frame. (LivePortrait's
+        # `relative_motion` formula, read for column vectors, applies it in the head frame,
+        # R_s · R_d,0ᵀ · R_d,i.
         # For a 2-D warp the camera frame follows the driver better as measured on the output:
         # pearl_earring driven by d3, pitch r = 0.69 vs 0.53, yaw 0.99 vs 0.99; carphone on
         # the astronaut, yaw 0.96 vs 0.91.)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from lpstream.backend import SenderOutput
 from lpstream.face.tracker import FaceTracker
 from lpstream.meshwarp.face_motion import motion_from_landmarks
 from lpstream.meshwarp.smoothing import MotionSmoother
@@ -17,12 +18,10 @@ class MeshwarpSender:
     Faces are followed by lpstream.face's FaceTracker: the largest face is acquired and then
     followed by continuity (a second face never steals the stream), faces smaller than the
     tracker's minimum are ignored, a one-to-three-frame dropout repeats the last motion, and
-    no face gives None. `Motion.extra["track_id"]` changes when a different face is acquired
-    (diagnostics; it does not cross the wire). Motion is One-Euro smoothed unless `smooth`
-    is False; the filter restarts whenever the face is lost or a new one is acquired.
+    no face gives no motion. The output's `face_id` (the tracker's id) changes when a
+    different face is acquired. Motion is One-Euro smoothed unless `smooth` is False; the
+    filter restarts whenever the face is lost or a new one is acquired.
     """
-
-    name = "meshwarp"
 
     def __init__(
         self,
@@ -39,13 +38,13 @@ class MeshwarpSender:
         self._track_id: int | None = None
         self._last: Motion | None = None
 
-    def extract(self, frame_rgb: np.ndarray, timestamp_ms: int | None = None) -> Motion | None:
+    def extract(self, frame_rgb: np.ndarray, timestamp_ms: int | None = None) -> SenderOutput:
         clock_ms = self._frames * 1000.0 / self._fps if timestamp_ms is None else timestamp_ms
         self._frames += 1
         tracked = self._tracker.update(frame_rgb, timestamp_ms)
         if tracked is None:
             self._forget()
-            return None
+            return SenderOutput(None, self._track_id)
         if tracked.track_id != self._track_id:
             self._forget()
         self._track_id = tracked.track_id
@@ -58,8 +57,7 @@ class MeshwarpSender:
         # During a short dropout the tracker holds the last face: repeat the last motion.
         motion = self._last.copy()
         motion.extra["face_present"] = float(tracked.face_present)
-        motion.extra["track_id"] = float(tracked.track_id)
-        return motion
+        return SenderOutput(motion, self._track_id)
 
     def _forget(self) -> None:
         self._last = None

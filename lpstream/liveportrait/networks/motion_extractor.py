@@ -1,4 +1,4 @@
-"""M: the motion extractor, a ConvNeXt-V2-tiny backbone with seven linear heads (SPEC §2).
+"""M: the motion extractor, a ConvNeXt-V2-tiny backbone with seven linear heads.
 
 One 256×256 face crop in, the implicit-keypoint description of that face out: canonical
 keypoints, head-pose bin logits, translation, expression deltas and scale. The state dict

@@ -1,4 +1,4 @@
-"""S, R_lip, R_eye: the small MLPs that correct driving keypoints (SPEC §2, §3).
+"""S, R_lip, R_eye: the small MLPs that correct driving keypoints.
 
 Each is Linear layers with ReLU between; the state-dict keys are `mlp.N.weight/bias` as in
 the official `stitching_retargeting_module.pth` (N counts ReLUs too, so weights sit at even N).
