@@ -81,11 +81,11 @@ async def run_level(
 
         node = server.node
         assert node is not None
-        views = list(node.views.values())
-        live = list(node.sessions.values())
+        views = [t for s in node.sessions.values() for t in s.downlink.tiles.values()]
+        live = [s.uplink for s in node.sessions.values()]
         view_counts = [v.fps.count for v in views]
-        sender_counts = [s.sender_fps.count for s in live]
-        extract_before = [(s.extract_timing.total_ms, s.extract_timing.calls) for s in live]
+        sender_counts = [s.stage.fps.count for s in live]
+        extract_before = [(s.stage.timing.total_ms, s.stage.timing.calls) for s in live]
         render_before = [(v.render_timing.total_ms, v.render_timing.calls) for v in views]
         latency_before = [v.latency.count for v in views]
         cpu_before, wall_before = cpu_seconds(), time.monotonic()
@@ -95,14 +95,14 @@ async def run_level(
 
         avatar_fps = [(v.fps.count - c) / wall for v, c in zip(views, view_counts, strict=True)]
         sender_fps = [
-            (s.sender_fps.count - c) / wall for s, c in zip(live, sender_counts, strict=True)
+            (s.stage.fps.count - c) / wall for s, c in zip(live, sender_counts, strict=True)
         ]
         latencies: list[float] = []
         for view, before in zip(views, latency_before, strict=True):
             fresh = min(view.latency.count - before, len(view.latency.values()))
             latencies += view.latency.values()[-fresh:] if fresh else []
         extract_ms = [
-            (s.extract_timing.total_ms - t) / max(1, s.extract_timing.calls - n)
+            (s.stage.timing.total_ms - t) / max(1, s.stage.timing.calls - n)
             for s, (t, n) in zip(live, extract_before, strict=True)
         ]
         render_ms = [

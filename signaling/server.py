@@ -24,8 +24,9 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
+from lpstream.rate_limit import TokenBucket
 from signaling.errors import SignalingError
-from signaling.limits import Limits, TokenBucket
+from signaling.limits import Limits
 from signaling.messages import Join, Leave, Ping, RegisterNode, Signal, parse_message
 from signaling.origins import OriginPolicy
 from signaling.tokens import verify_token

@@ -89,9 +89,10 @@ async def test_two_participants_see_each_others_avatar(
     assert node is not None
     await asyncio.sleep(2.5)
     for session in node.sessions.values():
-        kbps = session.motion_sent.rate() * 8 / 1000
+        figures = session.uplink.figures()
+        kbps = figures["motion_kbps"]
         assert 0 < kbps < 10, f"{session.name} sends {kbps:.2f} kbit/s of motion"
-        assert session.camera_kbps() > 5 * kbps, "camera video should cost far more than motion"
+        assert figures["camera_kbps"] > 5 * kbps, "camera video should cost far more than motion"
     ann.messages = [m for m in ann.messages if m["type"] != "stats"]  # only fresh numbers
     stats = await ann.wait_message("stats")
     tile = stats["tiles"][0]
@@ -157,8 +158,8 @@ async def test_two_nodes_share_a_call_over_data_channels_only(
 
         assert server.node is not None and node_b.node is not None
         assert set(server.node.sessions) == {ann_id(server)}
-        link_a = server.node.links["node:B"]
-        link_b = node_b.node.links["node:A"]
+        link_a = server.node.links.links["node:B"]
+        link_b = node_b.node.links.links["node:A"]
         for link in (link_a, link_b):
             assert link.pc.getTransceivers() == [], "no RTP media between nodes"
             for description in (link.pc.localDescription, link.pc.remoteDescription):
@@ -168,32 +169,38 @@ async def test_two_nodes_share_a_call_over_data_channels_only(
             assert link.control.ordered is True and link.control.maxRetransmits is None
             assert link.motion_bytes_out.total > 0 and link.motion_bytes_in.total > 0
         # what crossed the link is what the remote side decoded: same codec packets
-        bob_on_a = next(s for s in server.node.sources.values() if s.name == "bob")
+        bob_on_a = next(s for s in server.node.router.sources.values() if s.name == "bob")
         for _ in range(100):  # a loaded machine may still be catching up
             if bob_on_a.packets > 10:
                 break
             await asyncio.sleep(0.1)
         assert bob_on_a.portrait is not None and bob_on_a.packets > 10
         for _ in range(50):  # stats go out once a second
-            if bob_on_a.camera_kbps > 0:
+            if bob_on_a.figures.camera_kbps > 0:
                 break
             await asyncio.sleep(0.1)
-        assert bob_on_a.camera_kbps > 0, "camera bitrate stats travel over the link"
+        assert bob_on_a.figures.camera_kbps > 0, "camera bitrate stats travel over the link"
         # the protocol's messages crossed the link: Hello, Stats, content-addressed portrait
         assert link_a.remote_backend == link_b.remote_backend == "meshwarp"
-        assert bob_on_a.remote_stats is not None and bob_on_a.remote_stats.frames_sent > 10
+        remote_stats = bob_on_a.figures.remote_stats
+        assert remote_stats is not None and remote_stats.frames_sent > 10
         assert link_a.portraits_in.has(bytes.fromhex(bob_on_a.portrait.sha256))
         # the sender's face-tracker id crosses too (renderers reset on a new face)
-        bob_session = next(iter(node_b.node.sessions.values()))
+        bob_at_home = node_b.node.router.get(next(iter(node_b.node.sessions)))
+        assert bob_at_home is not None
         for _ in range(30):
-            if bob_on_a.track_id is not None:
+            if bob_on_a.face_id is not None:
                 break
             await asyncio.sleep(0.1)
-        assert bob_session.track_id is not None and bob_on_a.track_id == bob_session.track_id
+        assert bob_at_home.face_id is not None and bob_on_a.face_id == bob_at_home.face_id
         await ann.close()
         await bob.close()
     finally:
         await node_b.stop()
+
+
+def tile_count(node: Any) -> int:
+    return sum(len(session.downlink.tiles) for session in node.sessions.values())
 
 
 def ann_id(server: CallServer) -> str:
@@ -245,7 +252,7 @@ async def test_three_participants_each_see_both_others(
         for slot in (0, 1):
             frames = await avatar_frames(browser.tracks[slot], 3, limit_s=60)
             assert frames[-1].std() > 20, f"{browser.name} slot {slot} is blank"
-    assert server.node is not None and len(server.node.views) == 6
+    assert server.node is not None and tile_count(server.node) == 6
     for browser in browsers:
         await browser.close()
 
@@ -275,20 +282,33 @@ async def test_a_leaver_whose_connection_drops_at_once_leaves_no_ghost_tile(
     node = server.node
     assert node is not None
     for _ in range(100):
-        if len(node.views) == 6:
+        if tile_count(node) == 6:
             break
         await asyncio.sleep(0.1)
-    assert len(node.views) == 6
+    assert tile_count(node) == 6
     cy_id = next(i for i, s in node.sessions.items() if s.name == "cy")
     errors = node.errors
-    await asyncio.gather(node._forget_member(cy_id), node.drop_session(cy_id, node.sessions[cy_id]))
+    stay = [m for m in node.directory.members.values() if m.room == "ghost" and m.id != cy_id]
+    without_cy = {
+        "type": "room",
+        "room": "ghost",
+        "members": [{"id": m.id, "name": m.name, "node": m.node} for m in stay],
+        "nodes": [node.member_id],
+    }
+    await asyncio.gather(node._on_room(without_cy), node._drop_session(node.sessions[cy_id]))
     await browsers[2].close()
     for browser in browsers[:2]:
         slots = await browser.wait_message("slots")
         while {s["name"] for s in slots["slots"]} != set(names[:2]) - {browser.name}:
             slots = await browser.wait_message("slots", limit_s=10)
     assert node.errors == errors, "handling the departure failed"
-    assert all(cy_id not in key for key in node.views) and len(node.views) == 2
+    for _ in range(50):
+        if tile_count(node) == 2:
+            break
+        await asyncio.sleep(0.1)
+    tiles = [t for s in node.sessions.values() for t in s.downlink.tiles.values()]
+    assert all(t.source_id != cy_id for t in tiles) and len(tiles) == 2
+    assert cy_id not in node.router.sources
     for browser in browsers[:2]:
         await browser.close()
 
@@ -322,34 +342,49 @@ async def test_a_new_face_at_the_sender_resets_the_renderer_reference(
     """A different tracked face must not be driven relative to the previous face's pose."""
     from concurrent.futures import ThreadPoolExecutor
 
+    from lpstream.meshwarp.backend import BACKEND
     from lpstream.meshwarp.renderer import MeshwarpRenderer
     from lpstream.meshwarp.sender import MeshwarpSender
-    from lpstream.node.portrait import Portrait
-    from lpstream.node.session import codec_encoder
-    from lpstream.node.sources import AvatarView, SourceStream
-    from lpstream.node.tracks import AvatarTrack
+    from lpstream.node.avatar_track import AvatarTrack
+    from lpstream.node.portrait_image import Portrait
+    from lpstream.node.receiver_stage import ReceiverStage
+    from lpstream.node.router import Router
+    from lpstream.protocol import MotionEncoder
 
     sender = MeshwarpSender(smooth=False)
-    motions = [sender.extract(frame, index * 40) for index, frame in enumerate(face_frames)]
+    motions = [sender.extract(frame, index * 40).motion for index, frame in enumerate(face_frames)]
     sender.close()
-    first, other = motions[0], max(
-        (m for m in motions if m is not None),
-        key=lambda m: abs(m.yaw - motions[0].yaw) + abs(m.pitch - motions[0].pitch),
+    first, other = (
+        motions[0],
+        max(
+            (m for m in motions if m is not None),
+            key=lambda m: abs(m.yaw - motions[0].yaw) + abs(m.pitch - motions[0].pitch),
+        ),
     )
     assert first is not None
-    encoder = codec_encoder("meshwarp")
-    source = SourceStream("p1", "ann", encoder.on_feedback)
-    portrait = face_frames[20][:, 40:280].copy()
-    source.set_portrait(Portrait(b"", "sha", portrait))
+    encoder = MotionEncoder(profile=BACKEND.codec_profile)
+    route = Router().add_source("p1", "ann")
+    route.attach_sender(encoder.on_feedback)
+    route.set_portrait(Portrait(b"", "sha", face_frames[20][:, 40:280].copy()))
     executor = ThreadPoolExecutor(1)
     track = AvatarTrack()
-    view = AvatarView(source, track, MeshwarpRenderer(), Controls, executor, lambda s, e: None)
+    tile = ReceiverStage(
+        "viewer#0",
+        "p1",
+        track,
+        MeshwarpRenderer(),
+        Controls,
+        executor,
+        lambda source, error: None,
+        lambda renderer: renderer.close(),
+    )
+    route.connect(tile)
     clock = itertools.count(0, 40)
 
-    async def show(motion: Any, track_id: int) -> np.ndarray:
+    async def show(motion: Any, face_id: int) -> np.ndarray:
         published = track.published
-        source.set_track(track_id)
-        source.receive(encoder.encode(motion, next(clock)), None)
+        route.set_face(face_id)
+        route.publish(encoder.encode(motion, next(clock)), None)
         for _ in range(200):
             if track.published > published:
                 break
@@ -361,7 +396,7 @@ async def test_a_new_face_at_the_sender_resets_the_renderer_reference(
         moved = await show(other, 1)
         new_face = await show(other, 2)  # another person, first seen in the `other` pose
     finally:
-        await view.close()
+        await tile.close()
         executor.shutdown()
     assert np.abs(moved - neutral).mean() > 2.0, "the test motion should move the avatar"
     assert np.abs(new_face - neutral).mean() < 0.25 * np.abs(moved - neutral).mean()
@@ -372,7 +407,7 @@ def test_an_oversized_portrait_is_refused_before_it_is_decoded() -> None:
     import cv2
 
     from lpstream.errors import ImageError
-    from lpstream.node.portrait import declared_size, decode_portrait
+    from lpstream.node.portrait_image import declared_size, decode_portrait
 
     for extension in (".png", ".jpg"):
         ok, data = cv2.imencode(extension, np.zeros((48, 64, 3), np.uint8))

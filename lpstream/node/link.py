@@ -39,6 +39,9 @@ from lpstream.protocol.portrait import PortraitChunk, PortraitOffer, PortraitRep
 
 log = logging.getLogger("lpstream.node")
 
+MAX_JSON_MESSAGE_BYTES = 512
+MAX_CAMERA_KBPS = 1_000_000.0
+
 
 def frame_packet(participant_id: str, packet: bytes) -> bytes:
     name = participant_id.encode()
@@ -189,20 +192,33 @@ class NodeLink:
     def _control_message(self, message: str | bytes) -> None:
         try:
             if isinstance(message, str):
-                parsed = json.loads(message)
-                if parsed.get("type") == "camera":
-                    self.events.stats(self, str(parsed["id"]), None, float(parsed["kbps"]))
-                elif parsed.get("type") == "face" and self.events.face is not None:
-                    track = parsed["track"]
-                    if not isinstance(track, int) or isinstance(track, bool):
-                        raise ValueError(f"face track id must be an integer, got {track!r}")
-                    self.events.face(self, str(parsed["id"]), track)
+                self._json_message(message)
                 return
             participant_id, packet = unframe_packet(message)
             self._protocol_message(participant_id, packet)
-        except (ValueError, KeyError, TypeError, AttributeError, LpstreamError) as exc:
+        except (ValueError, KeyError, TypeError, RecursionError, LpstreamError) as exc:
             self.errors += 1
-            log.warning("bad control message from %s: %s", self.remote_node, exc)
+            log.warning("bad control message from %s: %.200s", self.remote_node, exc)
+
+    def _json_message(self, text: str) -> None:
+        """`camera` and `face`, the link's two JSON messages (docs/protocol.md §7)."""
+        if len(text) > MAX_JSON_MESSAGE_BYTES:
+            raise ValueError("link JSON message too long")
+        parsed = json.loads(text)
+        if not isinstance(parsed, dict) or not isinstance(parsed.get("id"), str):
+            raise ValueError("link JSON messages are objects with a string 'id'")
+        if parsed.get("type") == "camera":
+            kbps = parsed.get("kbps")
+            if isinstance(kbps, bool) or not isinstance(kbps, int | float):
+                raise ValueError(f"camera kbps must be a number, got {kbps!r:.40}")
+            if not 0 <= kbps <= MAX_CAMERA_KBPS:
+                raise ValueError(f"camera kbps {kbps!r:.40} outside [0, {MAX_CAMERA_KBPS}]")
+            self.events.stats(self, parsed["id"], None, float(kbps))
+        elif parsed.get("type") == "face" and self.events.face is not None:
+            track = parsed.get("track")
+            if not isinstance(track, int) or isinstance(track, bool) or not 0 <= track < 2**31:
+                raise ValueError(f"face track id must be a small integer, got {track!r:.40}")
+            self.events.face(self, parsed["id"], track)
 
     def _protocol_message(self, participant_id: str, packet: bytes) -> None:
         message = decode_message(packet)

@@ -22,8 +22,8 @@ from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamTrack
 from websockets.asyncio.client import ClientConnection, connect
 
+from lpstream.node.avatar_track import placeholder_frame
 from lpstream.node.shutdown import bounded
-from lpstream.node.tracks import placeholder_frame
 
 
 def load_face_frames(path: Path, count: int = 50) -> list[np.ndarray]:

@@ -3,10 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-if TYPE_CHECKING:
-    from lpstream.node.node import Node
+from lpstream.node.browser_session import BrowserSession
+from lpstream.node.node_links import NodeLinks
+from lpstream.node.router import Router
+
+
+class Node(Protocol):
+    """What /metrics reads of the node (the node module imports nothing from here)."""
+
+    sessions: dict[str, BrowserSession]
+    links: NodeLinks
+    router: Router
+
+    @property
+    def errors(self) -> int: ...
 
 
 def _escape(value: str) -> str:
@@ -41,107 +53,75 @@ class Exposition:
 def node_metrics(node: Node, signaling: dict[str, int] | None = None) -> str:
     out = Exposition()
     out.add("lpstream_sessions", "gauge", "Browser sessions on this node.", len(node.sessions))
-    out.add("lpstream_node_links", "gauge", "Links to other nodes.", len(node.links))
+    out.add("lpstream_node_links", "gauge", "Links to other nodes.", len(node.links.links))
     out.add("lpstream_node_errors_total", "counter", "Errors handled by the node.", node.errors)
+    uplink_metrics = {
+        "camera_fps": ("gauge", "Camera frames received per second."),
+        "camera_kbps": ("gauge", "Inbound camera RTP bitrate (kbit/s)."),
+        "sender_fps": ("gauge", "Motion packets produced per second."),
+        "motion_kbps": ("gauge", "Motion bitrate produced (kbit/s)."),
+        "extract_ms": ("gauge", "Last motion extraction time (ms)."),
+    }
+    tile_metrics = {
+        "fps": ("lpstream_avatar_fps", "gauge", "Avatar frames sent per second."),
+        "render_ms": ("lpstream_render_ms", "gauge", "Last render time (ms)."),
+        "node_latency_ms": (
+            "lpstream_latency_ms",
+            "gauge",
+            "Median camera-frame-in to avatar-frame-out time on this node (ms).",
+        ),
+        "render_errors": ("lpstream_render_errors_total", "counter", "Failed renders."),
+        "decode_errors": (
+            "lpstream_decode_errors_total",
+            "counter",
+            "Motion packets that failed to decode.",
+        ),
+    }
     for session in node.sessions.values():
         who = {"participant": session.name, "room": session.room}
-        out.add(
-            "lpstream_camera_fps",
-            "gauge",
-            "Camera frames received per second.",
-            session.camera_fps.rate(),
-            **who,
-        )
-        out.add(
-            "lpstream_camera_kbps",
-            "gauge",
-            "Inbound camera RTP bitrate (kbit/s).",
-            session.camera_kbps(),
-            **who,
-        )
-        out.add(
-            "lpstream_sender_fps",
-            "gauge",
-            "Motion packets produced per second.",
-            session.sender_fps.rate(),
-            **who,
-        )
-        out.add(
-            "lpstream_motion_bytes_total",
-            "counter",
-            "Motion packet bytes produced.",
-            session.motion_sent.total,
-            **who,
-        )
-        out.add(
-            "lpstream_motion_kbps",
-            "gauge",
-            "Motion bitrate produced (kbit/s).",
-            session.motion_sent.rate() * 8 / 1000,
-            **who,
-        )
-        out.add(
-            "lpstream_extract_ms",
-            "gauge",
-            "Last motion extraction time (ms).",
-            session.extract_timing.last_ms,
-            **who,
-        )
+        for key, value in session.uplink.figures().items():
+            kind, help_text = uplink_metrics.get(key, ("gauge", f"Uplink {key}."))
+            out.add(f"lpstream_{key}", kind, help_text, value, **who)
+        route = node.router.get(session.id)
+        if route is not None:
+            out.add(
+                "lpstream_motion_bytes_total",
+                "counter",
+                "Motion packet bytes produced.",
+                route.motion_bytes.total,
+                **who,
+            )
         out.add(
             "lpstream_session_errors_total",
             "counter",
             "Errors in this session.",
-            session.errors + session.extract_timing.errors,
+            session.errors,
             **who,
         )
-    for (viewer_id, _source_id), view in node.views.items():
-        viewer = node.sessions.get(viewer_id)
-        labels = {
-            "viewer": viewer.name if viewer else viewer_id,
-            "source": view.source.name,
-            "room": viewer.room if viewer else "",
-        }
+        for source_id in session.slots:
+            source = node.router.get(source_id) if source_id else None
+            figures = session.downlink.tile_figures(source_id) if source_id else None
+            if source is None or figures is None:
+                continue
+            labels = {"viewer": session.name, "source": source.name, "room": session.room}
+            for key, value in figures.items():
+                name, kind, help_text = tile_metrics.get(
+                    key, (f"lpstream_tile_{key}", "gauge", f"Tile {key}.")
+                )
+                out.add(name, kind, help_text, value, **labels)
+    for source in node.router.sources.values():
         out.add(
-            "lpstream_avatar_fps",
-            "gauge",
-            "Avatar frames sent per second.",
-            view.fps.rate(),
-            **labels,
-        )
-        out.add(
-            "lpstream_render_ms",
-            "gauge",
-            "Last render time (ms).",
-            view.render_timing.last_ms,
-            **labels,
-        )
-        out.add(
-            "lpstream_latency_ms",
-            "gauge",
-            "Median camera-frame-in to avatar-frame-out time on this node (ms).",
-            view.latency.median(),
-            **labels,
-        )
-        out.add(
-            "lpstream_render_errors_total",
+            "lpstream_motion_routed_bytes_total",
             "counter",
-            "Failed renders.",
-            view.render_timing.errors,
-            **labels,
-        )
-    for source in node.sources.values():
-        out.add(
-            "lpstream_motion_received_bytes_total",
-            "counter",
-            "Motion packet bytes decoded for this source.",
+            "Motion packet bytes routed for this source.",
             source.motion_bytes.total,
             source=source.name,
         )
         out.add(
-            "lpstream_decode_errors_total",
+            "lpstream_feedback_errors_total",
             "counter",
-            "Motion packets that failed to decode.",
-            source.decode_errors,
+            "Malformed feedback packets for this source.",
+            source.bad_feedback,
             source=source.name,
         )
     for key, value in (signaling or {}).items():

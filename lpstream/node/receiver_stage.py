@@ -1,0 +1,158 @@
+"""Receiver stage: one viewer's tile of one source — motion decoder, renderer, video track.
+
+It is a sink of the router: packets in (decoded here, feedback returned), frames out on the
+tile's `AvatarTrack`. Rendering runs in the executor, newest motion wins: a slow renderer
+skips motion, it never queues it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Executor
+from typing import Any
+
+from lpstream.backend import AvatarRenderer, Controls
+from lpstream.errors import LpstreamError
+from lpstream.motion import Motion
+from lpstream.node.avatar_track import AvatarTrack
+from lpstream.node.meters import LatencyMeter, RateMeter
+from lpstream.node.portrait_image import Portrait
+from lpstream.node.shutdown import bounded
+from lpstream.node.stage_timing import StageTiming, run_timed
+from lpstream.protocol import MotionDecoder
+
+log = logging.getLogger("lpstream.node")
+
+
+class ReceiverStage:
+    """Decodes one source's stream and renders it on one viewer's track."""
+
+    def __init__(
+        self,
+        key: str,
+        source_id: str,
+        track: AvatarTrack,
+        renderer: AvatarRenderer,
+        controls: Callable[[], Controls],
+        executor: Executor,
+        on_error: Callable[[str, Exception], None],
+        release: Callable[[AvatarRenderer], None],
+    ) -> None:
+        self.key = key
+        self.source_id = source_id
+        self.track = track
+        self.renderer = renderer
+        self._controls = controls
+        self._executor = executor
+        self._on_error = on_error
+        self._release = release
+        self.decoder = MotionDecoder()
+        self.render_timing = StageTiming()
+        self.latency = LatencyMeter()
+        self.fps = RateMeter()
+        self.decode_errors = 0
+        self.wake = asyncio.Event()
+        self._motion: Motion | None = None
+        self._stamp: float | None = None
+        self._version = 0
+        self._rendered_version = 0
+        self._portrait: Portrait | None = None
+        self._portrait_sha = ""
+        self._face_id: int | None = None
+        self._new_face = False
+        self._lock = threading.Lock()
+        """Held by the worker thread using the renderer, so closing never races a render."""
+        track.on_sent.append(self._sent)
+        self.task = asyncio.create_task(self._run(), name=f"render-{key}")
+
+    # -- sink of the router ------------------------------------------------------------------
+
+    def on_motion(self, packet: bytes, stamp: float | None) -> bytes | None:
+        try:
+            motion = self.decoder.decode(packet)
+        except LpstreamError as exc:
+            self.decode_errors += 1
+            log.warning("bad motion packet from %s: %s", self.source_id, exc)
+            return None
+        if motion is not None:  # None: no face, or nothing decodable yet — hold the last pose
+            self._motion, self._stamp = motion, stamp
+            self._version += 1
+            self.wake.set()
+        return self.decoder.feedback()
+
+    def on_portrait(self, portrait: Portrait) -> None:
+        self._portrait = portrait
+        self.wake.set()
+
+    def on_face(self, face_id: int) -> None:
+        if face_id != self._face_id:
+            # A different face (or a re-entry): its motion relative to the old face's
+            # reference would distort the avatar, so its first pose becomes the reference.
+            self._face_id = face_id
+            self._new_face = True
+
+    # -- rendering ---------------------------------------------------------------------------
+
+    def _sent(self, stamp: float | None) -> None:
+        self.fps.add()
+        if stamp is not None:  # only senders on this node have a comparable clock
+            self.latency.add((time.monotonic() - stamp) * 1000.0)
+
+    async def _run(self) -> None:
+        while True:
+            await self.wake.wait()
+            self.wake.clear()
+            portrait, motion = self._portrait, self._motion
+            if portrait is None or motion is None:
+                continue
+            try:
+                if portrait.sha256 != self._portrait_sha:
+                    self._rendered_version = 0  # re-render the held pose on the new portrait
+                    await run_timed(
+                        self._executor, None, self._locked, self.renderer.set_source, portrait.rgb
+                    )
+                    self._portrait_sha = portrait.sha256  # only once it worked
+                if self._version == self._rendered_version:
+                    continue
+                self._rendered_version = self._version
+                stamp = self._stamp
+                if self._new_face:
+                    self._new_face = False
+                    await run_timed(
+                        self._executor, None, self._locked, self.renderer.reset_reference
+                    )
+                frame = await run_timed(
+                    self._executor,
+                    self.render_timing,
+                    self._locked,
+                    self.renderer.render,
+                    motion,
+                    self._controls(),
+                )
+                self.track.publish(frame, stamp)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # one bad portrait or frame must not end the call
+                self.render_timing.errors += 1
+                self._on_error(self.source_id, exc)
+                await asyncio.sleep(0.5)
+                self.wake.set()  # try again with the newest motion
+
+    def _locked(self, function: Callable[..., Any], *args: object) -> Any:
+        with self._lock:
+            return function(*args)
+
+    async def close(self) -> None:
+        self.task.cancel()
+        await bounded(self.task, "a receiver stage's render task")
+        self.track.on_sent.remove(self._sent)
+        self.track.clear()
+        try:  # in the executor, after a render still running there (the lock waits for it)
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(self._executor, self._locked, self._release, self.renderer)
+        except RuntimeError:  # the node is stopping and its executor is gone
+            self._locked(self._release, self.renderer)
