@@ -35,3 +35,21 @@ def shared() -> Path:
     if not path.is_dir():
         pytest.skip(f"shared data folder missing: {path}")
     return path
+
+
+SHARED_SKIP_MARK = "shared data"
+"""Every skip for want of ../shared says this (shared_file, the `shared` fixture)."""
+_shared_skips: list[str] = []
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.skipped and SHARED_SKIP_MARK in str(report.longrepr) and shared_dir().is_dir():
+        _shared_skips.append(report.nodeid)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """../shared is there, yet a test skipped for want of it: a wrong path, not a pass."""
+    if _shared_skips:
+        names = ", ".join(_shared_skips[:5]) + (" …" if len(_shared_skips) > 5 else "")
+        print(f"\nerror: {shared_dir()} exists but these tests skipped for want of it: {names}")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

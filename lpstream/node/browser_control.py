@@ -1,4 +1,4 @@
-"""The browser's JSON messages on the `control` data channel (docs/protocol.md §8): parsing
+"""The browser's JSON messages on the `control` data channel (docs/protocol.md §9): parsing
 with real ranges, and the messages the node sends back.
 
 Browser → node: `controls` (sliders), `portrait` (upload header; the bytes follow as binary

@@ -201,7 +201,7 @@ class NodeLink:
             log.warning("bad control message from %s: %.200s", self.remote_node, exc)
 
     def _json_message(self, text: str) -> None:
-        """`camera` and `face`, the link's two JSON messages (docs/protocol.md §7)."""
+        """`camera` and `face`, the link's two JSON messages (docs/protocol.md §10)."""
         if len(text) > MAX_JSON_MESSAGE_BYTES:
             raise ValueError("link JSON message too long")
         parsed = json.loads(text)
