@@ -56,11 +56,10 @@ class LoopStep:
     deliveries: tuple[Delivery, ...]
     """Packets decoded during this frame, in arrival order (none if lost or held back;
     several when held-back packets arrive together)."""
-
-    @property
-    def shown(self) -> Motion | None:
-        """What the decoder returned last during this frame (None if nothing arrived)."""
-        return self.deliveries[-1].shown if self.deliveries else None
+    shown: Motion | None
+    """What the receiver shows for this frame: the last delivery's motion or, when nothing
+    arrived, the decoder's concealment at this frame's timestamp (None while it waits for a
+    keyframe or the sender sees no face)."""
 
 
 @dataclass(frozen=True)
@@ -159,10 +158,14 @@ class FeedbackLoop:
         for _, data, source in due:
             shown = self.decoder.decode(data)
             deliveries.append(Delivery(source, self.decoder.last_status, shown))
+        if deliveries:
+            shown = deliveries[-1].shown
+        else:
+            shown = self.decoder.conceal(timestamp_ms) if self.decoder.sender_has_face else None
         reply = self.decoder.feedback()
         if reply is not None:
             self._send_reply(reply)
-        return LoopStep(frame, packet, lost, tuple(deliveries))
+        return LoopStep(frame, packet, lost, tuple(deliveries), shown)
 
     def run(self, motions: Sequence[Motion | None], fps: float, start_ms: int = 0) -> LoopRun:
         """Stream a clip at `fps` (timestamps start_ms + round(i·1000/fps))."""
