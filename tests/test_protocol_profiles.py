@@ -1,5 +1,5 @@
-"""Codec profiles: the meshwarp profile travels in-band, decodes within its steps, holds jitter
-(dead zone), and leaves the LivePortrait default untouched."""
+"""Codec profiles: LANDMARKS travels in-band, decodes within its steps, holds jitter (dead
+zone), and leaves the KEYPOINTS default untouched; refitting makes a new profile."""
 
 from __future__ import annotations
 
@@ -13,42 +13,31 @@ from lpstream.protocol import (
     KEYPOINTS,
     LANDMARKS,
     DecodeStatus,
+    FeedbackLoop,
     MotionDecoder,
     MotionEncoder,
     ProtocolError,
-    profile_for_backend,
 )
-from lpstream.protocol import motion_model as mm
+from lpstream.protocol import motion_fields as mf
 from lpstream.protocol.wire import Kind
 from tests.fixtures.protocol.make_fixtures import meshwarp_motion
 
 FIXTURES = Path(__file__).parent / "fixtures" / "protocol"
-EXP_STEP = LANDMARKS.exp_step(100_000) * mm.UNIT
+EXP_STEP = LANDMARKS.exp_step(100_000) * mf.UNIT
 EXP_STEPS = (
-    np.array([LANDMARKS.step(mm.EXP0 + i, 100_000) for i in range(mm.NUM_EXP)]).reshape(-1, 3)
-    * mm.UNIT
+    np.array([LANDMARKS.step(mf.EXP0 + i, 100_000) for i in range(mf.NUM_EXP)]).reshape(-1, 3)
+    * mf.UNIT
 )
 """Per exp component (the eyelids' vertical components have a finer step)."""
-ANGLE_STEP = LANDMARKS.step(mm.YAW, 100_000) * mm.ANGLE_UNIT
-PLACEMENT_STEP = LANDMARKS.step(mm.TX, 100_000) * mm.UNIT
+ANGLE_STEP = LANDMARKS.step(mf.YAW, 100_000) * mf.ANGLE_UNIT
+PLACEMENT_STEP = LANDMARKS.step(mf.TX, 100_000) * mf.UNIT
 
 
 def _call(motions: list[Motion], profile, delay: int = 3):
     """Stream like a call: acknowledgements reach the encoder `delay` frames late."""
-    encoder, decoder = MotionEncoder(profile=profile), MotionDecoder()
-    replies: list[tuple[int, bytes]] = []
-    packets, shown = [], []
-    for i, motion in enumerate(motions):
-        while replies and replies[0][0] <= i:
-            encoder.on_feedback(replies.pop(0)[1])
-        packet = encoder.encode(motion, 1000 + round(i * 1000 / 30))
-        packets.append(packet)
-        shown.append(decoder.decode(packet))
-        assert decoder.last_status is DecodeStatus.DECODED
-        reply = decoder.feedback()
-        if reply is not None:
-            replies.append((i + delay, reply))
-    return packets, shown
+    run = FeedbackLoop(profile, feedback_delay=delay).run(motions, 30, start_ms=1000)
+    assert set(run.statuses) == {DecodeStatus.DECODED}
+    return run.packets, [step.shown for step in run.steps]
 
 
 def _max_errors(original: Motion, decoded: Motion) -> tuple[float, float, float]:
@@ -63,12 +52,9 @@ def _max_errors(original: Motion, decoded: Motion) -> tuple[float, float, float]
     return float(np.abs(decoded.exp - original.exp).max()), angles, float(placement)
 
 
-def test_profile_for_backend() -> None:
-    assert profile_for_backend("liveportrait") is KEYPOINTS
-    assert profile_for_backend("meshwarp") is LANDMARKS is profile_for_backend("builtin")
+def test_default_profile_and_type_check() -> None:
     assert MotionEncoder().profile is KEYPOINTS  # the default stays LivePortrait's
-    with pytest.raises(ValueError, match="no codec profile"):
-        profile_for_backend("vp8")
+    assert (KEYPOINTS.profile_id, LANDMARKS.profile_id) == (0, 1)
     with pytest.raises(TypeError, match="CodecProfile"):
         MotionEncoder(profile="meshwarp")  # type: ignore[arg-type]
 

@@ -1,4 +1,4 @@
-"""Quantiser and clamping properties (pure functions of motion_model)."""
+"""Quantiser and clamping properties (pure functions of motion_fields), table levels."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lpstream.motion import Motion
-from lpstream.protocol import motion_model as mm
+from lpstream.protocol import KEYPOINTS, LANDMARKS
+from lpstream.protocol import motion_fields as mf
+from lpstream.protocol.probability_tables import level_of
 
 integers = st.integers(-10**7, 10**7)
 
@@ -15,7 +17,7 @@ integers = st.integers(-10**7, 10**7)
 @settings(max_examples=200, deadline=None)
 @given(integers, integers, st.integers(1, 5000))
 def test_residual_reconstructs_within_half_a_step(value, prediction, step) -> None:
-    k = mm.quantise_residual(value, prediction, step)
+    k = mf.quantise_residual(value, prediction, step)
     assert abs(prediction + k * step - value) * 2 <= step
 
 
@@ -25,8 +27,8 @@ def test_residual_reconstructs_within_half_a_step(value, prediction, step) -> No
 )
 def test_units_are_clamped_to_documented_ranges(angle, scale, t, exp) -> None:
     motion = Motion(angle, -angle, angle / 3, [t, -t, 0], scale, np.full((21, 3), exp))
-    units = mm.motion_to_units(motion)
-    decoded = mm.units_to_motion(units)
+    units = mf.motion_to_units(motion)
+    decoded = mf.units_to_motion(units)
     for value in (decoded.pitch, decoded.yaw, decoded.roll):
         assert -180.0 <= value <= 180.0
     assert 0.05 <= decoded.scale <= 8.0
@@ -37,7 +39,8 @@ def test_units_are_clamped_to_documented_ranges(angle, scale, t, exp) -> None:
 
 @settings(max_examples=50, deadline=None)
 @given(st.floats(0.01, 5000.0))
-def test_every_level_has_a_model_that_codes_its_range(mean_abs) -> None:
-    level = mm.level_of(mean_abs)
-    assert 0 <= level < len(mm.DELTA_MODELS)
-    assert mm.DELTA_MODELS[level].width >= 8
+def test_every_level_has_a_table_that_codes_its_range(mean_abs) -> None:
+    level = level_of(mean_abs)
+    for profile in (KEYPOINTS, LANDMARKS):
+        assert 0 <= level < len(profile.delta_tables)
+        assert profile.delta_tables[level].width >= 8

@@ -1,4 +1,4 @@
-"""Meshwarp motion of a whole video file (model fitting, wire-cost benchmark and tests)."""
+"""Meshwarp motion of a whole video file (codec table fitting, wire-cost benchmark and tests)."""
 
 from __future__ import annotations
 

@@ -3,28 +3,27 @@
 Other tools use `MotionEncoder().encode(motion, timestamp_ms) -> bytes`,
 `MotionDecoder().decode(packet) -> Motion | None`, `MotionDecoder.feedback()` and
 `MotionEncoder.on_feedback(packet)`; every decoder raises only `ProtocolError` on bad bytes.
-Motion of the weight-free backend is coded with its own profile:
-`MotionEncoder(profile=profile_for_backend(backend_name))`; the profile travels in the
-keyframes, so `MotionDecoder()` needs no configuration.
+Each kind of motion has its codec profile: `MotionEncoder(profile=KEYPOINTS)` (LivePortrait
+implicit keypoints, the default) or `MotionEncoder(profile=LANDMARKS)` (landmark motion); the
+profile travels in the keyframes, so `MotionDecoder()` needs no configuration.
+`FeedbackLoop` joins an encoder and a decoder as in a call (late feedback, loss).
 """
 
 from lpstream.motion import LivePortraitMotion, Motion
 from lpstream.protocol.control import Bye, Hello, decode_controls, encode_controls
 from lpstream.protocol.errors import ProtocolError
 from lpstream.protocol.feedback import Feedback
+from lpstream.protocol.feedback_loop import FEEDBACK_DELAY, FeedbackLoop, LoopRun, LoopStep
 from lpstream.protocol.messages import KeyframeRequest, decode_message
 from lpstream.protocol.motion_codec import DecodeStatus, MotionDecoder, MotionEncoder
+from lpstream.protocol.motion_packet import MotionPacket
 from lpstream.protocol.portrait import PortraitReceiver, PortraitRejectedError, PortraitSender
-from lpstream.protocol.profiles import (
-    KEYPOINTS,
-    LANDMARKS,
-    CodecProfile,
-    profile_for_backend,
-)
+from lpstream.protocol.profiles import KEYPOINTS, LANDMARKS, CodecProfile
 from lpstream.protocol.stats import Stats
 from lpstream.protocol.wire import MAX_PACKET_BYTES, PROTOCOL_VERSION, Kind
 
 __all__ = [
+    "FEEDBACK_DELAY",
     "KEYPOINTS",
     "LANDMARKS",
     "MAX_PACKET_BYTES",
@@ -33,13 +32,17 @@ __all__ = [
     "CodecProfile",
     "DecodeStatus",
     "Feedback",
+    "FeedbackLoop",
     "Hello",
     "KeyframeRequest",
     "Kind",
     "LivePortraitMotion",
+    "LoopRun",
+    "LoopStep",
     "Motion",
     "MotionDecoder",
     "MotionEncoder",
+    "MotionPacket",
     "PortraitReceiver",
     "PortraitRejectedError",
     "PortraitSender",
@@ -48,5 +51,4 @@ __all__ = [
     "decode_controls",
     "decode_message",
     "encode_controls",
-    "profile_for_backend",
 ]

@@ -1,30 +1,39 @@
 """Motion frames: the stateful encoder/decoder pair of the unreliable motion channel.
 
-Keyframe = version, 0x10|seq[11:8], seq[7:0], arithmetic-coded body (or 0x80|seq[11:8],
-seq[7:0], profile id, body for a non-LivePortrait codec profile); delta = version,
-0xC0|ref_seq[5:0], arithmetic-coded body (docs/protocol.md §2.1, §3-4). The body holds flags,
-timestamp and every field as a quantised residual against the reference (a frame the
-receiver acknowledged) or, in a keyframe, against the trained neutral motion.
+The packet bytes (header, profile byte, body) are motion_packet.MotionPacket; this module
+holds what both ends remember: sequence numbers, acknowledged references and the arithmetic-
+coded body (docs/protocol.md §3-4). The body holds flags, timestamp and every field as a
+quantised residual against the reference (a frame the receiver acknowledged) or, in a
+keyframe, against the profile's neutral motion. Concealment is concealment.py.
 """
 
 from __future__ import annotations
 
-import struct
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass
 from enum import Enum
 
 from lpstream.motion import Motion
-from lpstream.protocol import motion_model as mm
+from lpstream.protocol import motion_fields as mf
 from lpstream.protocol.arith import ArithmeticDecoder, ArithmeticEncoder, FrequencyTable
+from lpstream.protocol.concealment import Concealment
 from lpstream.protocol.errors import ProtocolError
 from lpstream.protocol.feedback import Feedback
-from lpstream.protocol.profiles import KEYPOINTS, CodecProfile, profile_by_id
+from lpstream.protocol.motion_packet import MotionPacket
+from lpstream.protocol.probability_tables import (
+    KEY_TABLES,
+    DeltaContext,
+    FieldObserver,
+    MagnitudeTable,
+    level_of,
+)
+from lpstream.protocol.profiles import KEYPOINTS, PROFILES, CodecProfile, profile_by_id
 from lpstream.protocol.wire import (
     SEQ_MODULO,
+    TIMESTAMP_MODULO,
     Kind,
     Reader,
     expect_kind,
-    header,
     seq_delta,
 )
 
@@ -33,9 +42,6 @@ MAX_GAP = 48
 STORE_FRAMES = 64
 MAX_REORDER = 64
 """A packet older than this (serially) is taken as a new stream after a wrap, not as stale."""
-MAX_EXTRAPOLATION_MS = 100
-"""Concealment extrapolates at most this far past the last decoded frame, then holds."""
-_TIMESTAMP_MODULO = 1 << 32
 _INTERVAL_SUBDIV = 16
 """Frame intervals are kept in 1/16 ms so 30 fps (33.3 ms) predicts timestamps exactly."""
 _MAX_INTERVAL = 1000 * _INTERVAL_SUBDIV - 1
@@ -48,7 +54,7 @@ _CHECK_BITS = 2
 """Sequence bits 7..6 of the reference, coded in the body: with the 6 in the header they make
 a wrong match need a packet overtaken by 200+ newer ones (about 7 s at 30 fps)."""
 _FLAGS_SAME_TABLE = FrequencyTable.from_frequencies([4095, 1])
-_TIMESTAMP_MODEL = mm.KEY_MODELS[mm.level_of(0.5)]
+_TIMESTAMP_TABLE = KEY_TABLES[level_of(0.5)]
 
 
 @dataclass
@@ -64,7 +70,7 @@ class FrameRecord:
     has_eye: bool
     has_lip: bool
     profile: CodecProfile = KEYPOINTS
-    """Deltas against this frame use its profile's steps and models."""
+    """Deltas against this frame use its profile's steps and tables."""
 
 
 class _FieldCoder:
@@ -76,31 +82,32 @@ class _FieldCoder:
         gap: int,
         has_eye: bool,
         has_lip: bool,
-        profile: CodecProfile = KEYPOINTS,
+        profile: CodecProfile,
+        observer: FieldObserver | None,
     ):
         self.ref = ref
         self.has_eye = has_eye
         self.has_lip = has_lip
         self.profile = profile
-        self.tables = profile.tables
+        self.statistics = profile.statistics
         self.context = (
-            mm.DeltaContext(gap, ref.residuals if ref.gap else None, ref.gap, profile.tables)
+            DeltaContext(gap, ref.residuals if ref.gap else None, ref.gap, profile.statistics)
             if ref
             else None
         )
-        self.neutral = mm.neutral_values(profile.tables)
-        self.values = [0] * mm.NUM_FIELDS
-        self.residuals = [0] * mm.NUM_FIELDS
-        self.fields = mm.FieldValues(self.values, has_eye, has_lip).coded_fields()
-        self.observer = _FIELD_OBSERVER
+        self.values = [0] * mf.NUM_FIELDS
+        self.residuals = [0] * mf.NUM_FIELDS
+        self.fields = mf.FieldValues(self.values, has_eye, has_lip).coded_fields()
+        self.observer = observer
 
-    def prediction_and_model(self, index: int) -> tuple[int, mm.MagnitudeModel]:
+    def prediction_and_table(self, index: int) -> tuple[int, MagnitudeTable]:
         ref = self.ref
         if ref is not None and self._ref_has(index):
             assert self.context is not None
-            level = mm.level_of(self.context.expected(index))
-            return ref.values[index], self.profile.delta_models[level]
-        return self.neutral[index], mm.KEY_MODELS[mm.level_of(self.tables.KEY_MEAN_ABS[index])]
+            level = level_of(self.context.expected(index))
+            return ref.values[index], self.profile.delta_tables[level]
+        statistics = self.statistics
+        return statistics.neutral[index], KEY_TABLES[level_of(statistics.key_mean_abs[index])]
 
     def _predicts(self, index: int) -> bool:
         """Whether field `index` is coded against the reference (not the neutral motion)."""
@@ -108,9 +115,9 @@ class _FieldCoder:
 
     def _ref_has(self, index: int) -> bool:
         assert self.ref is not None
-        if index == mm.LIP:
+        if index == mf.LIP:
             return self.ref.has_lip
-        if index >= mm.EYE0:
+        if index >= mf.EYE0:
             return self.ref.has_eye
         return True
 
@@ -118,29 +125,25 @@ class _FieldCoder:
         encoding = source is not None
         dead_zone = self.profile.dead_zone
         for index in self.fields:
-            prediction, model = self.prediction_and_model(index)
-            step = self.profile.step(index, self.values[mm.SCALE])
-            bound = mm.max_residual(index, step)
+            prediction, table = self.prediction_and_table(index)
+            step = self.profile.step(index, self.values[mf.SCALE])
+            bound = mf.max_residual(index, step)
             if encoding:
-                k = mm.quantise_residual(source[index], prediction, step)
+                k = mf.quantise_residual(source[index], prediction, step)
                 if (k == 1 or k == -1) and self._predicts(index):
                     # Dead zone (hysteresis): jitter just past half a step does not move the
                     # decoded value. Never triggers with plain rounding (dead_zone 0.5).
                     if abs(source[index] - prediction) < dead_zone * step:
                         k = 0
-                model.encode(coder, k, bound)
+                table.encode(coder, k, bound)
             else:
-                k = model.decode(coder, bound)
+                k = table.decode(coder, bound)
             if self.observer is not None:
-                self.observer(index, model, k)
-            self.values[index] = mm.clamp(prediction + k * step, index)
+                self.observer(index, table, k)
+            self.values[index] = mf.clamp(prediction + k * step, index)
             self.residuals[index] = k
             if self.context is not None and self.ref is not None and self._ref_has(index):
                 self.context.update(k)
-
-
-_FIELD_OBSERVER = None
-"""Hook (index, model, residual) for model fitting and cost analysis; None in normal use."""
 
 
 @dataclass
@@ -152,15 +155,22 @@ class _SentFrame:
 class MotionEncoder:
     """Sender side: Motion (or None for "no face") → packet for the unreliable channel."""
 
-    def __init__(self, max_gap: int = MAX_GAP, profile: CodecProfile = KEYPOINTS) -> None:
-        """`profile`: quantisers and statistics of the motion's kind (see
-        `lpstream.protocol.profile_for_backend`); it travels in every keyframe."""
+    def __init__(
+        self,
+        max_gap: int = MAX_GAP,
+        profile: CodecProfile = KEYPOINTS,
+        observer: FieldObserver | None = None,
+    ) -> None:
+        """`profile`: quantisers and statistics of the motion's kind (KEYPOINTS, LANDMARKS,
+        or a refitted copy); it travels in every keyframe. `observer` sees every coded
+        residual (table fitting, cost analysis)."""
         if not 1 <= max_gap <= MAX_GAP:
             raise ValueError(f"max_gap must be in 1..{MAX_GAP}")
         if not isinstance(profile, CodecProfile):
             raise TypeError(f"profile must be a CodecProfile, got {type(profile).__name__}")
         self.max_gap = max_gap
         self.profile = profile
+        self.observer = observer
         self._seq = 0
         self._history: dict[int, _SentFrame] = {}
         self._last_timestamp: int | None = None
@@ -215,14 +225,14 @@ class MotionEncoder:
         return 0, None
 
     def encode(self, motion: Motion | None, timestamp_ms: int) -> bytes:
-        timestamp = int(timestamp_ms) % _TIMESTAMP_MODULO
+        timestamp = int(timestamp_ms) % TIMESTAMP_MODULO
         seq = self._seq
         self._seq = (seq + 1) % SEQ_MODULO
         self._history.pop(seq, None)
         self.frames_sent += 1
         if motion is None:
-            return header(Kind.NO_FACE, seq) + struct.pack(">I", timestamp)
-        units = mm.motion_to_units(motion)
+            return MotionPacket.no_face(seq, timestamp).serialize()
+        units = mf.motion_to_units(motion)
         gap, ref = self._choose_reference(seq)
         coder = ArithmeticEncoder()
         interval = self._interval(timestamp)
@@ -245,11 +255,11 @@ class MotionEncoder:
                 coder.encode_uniform(int(units.has_eye), 2)
                 coder.encode_uniform(int(units.has_lip), 2)
             predicted = _predict_timestamp(ref, gap)
-            residual = (timestamp - predicted + _TIMESTAMP_MODULO // 2) % _TIMESTAMP_MODULO
-            residual -= _TIMESTAMP_MODULO // 2
-            _TIMESTAMP_MODEL.encode(coder, residual, _TIMESTAMP_MODULO // 2)
+            residual = (timestamp - predicted + TIMESTAMP_MODULO // 2) % TIMESTAMP_MODULO
+            residual -= TIMESTAMP_MODULO // 2
+            _TIMESTAMP_TABLE.encode(coder, residual, TIMESTAMP_MODULO // 2)
             interval = _interval_from(ref, timestamp, gap)
-        fields = _FieldCoder(ref, gap, units.has_eye, units.has_lip, self.profile)
+        fields = _FieldCoder(ref, gap, units.has_eye, units.has_lip, self.profile, self.observer)
         fields.run(coder, units.values)
         record = FrameRecord(
             fields.values,
@@ -264,17 +274,14 @@ class MotionEncoder:
         self._history[seq] = _SentFrame(record)
         self._history.pop((seq - STORE_FRAMES) % SEQ_MODULO, None)
         self._last_timestamp = timestamp
-        if ref is None and self.profile is not KEYPOINTS:
-            profile_byte = bytes((self.profile.profile_id,))
-            return header(Kind.MOTION_PROFILED, seq) + profile_byte + coder.finish()
         if ref is None:
-            return header(Kind.MOTION, seq) + coder.finish()
-        return header(Kind.MOTION_DELTA, ref_seq) + coder.finish()
+            return MotionPacket.keyframe(seq, self.profile.profile_id, coder.finish()).serialize()
+        return MotionPacket.delta(ref_seq, coder.finish()).serialize()
 
     def _interval(self, timestamp: int) -> int:
         if self._last_timestamp is None:
             return 33 * _INTERVAL_SUBDIV
-        elapsed = (timestamp - self._last_timestamp) % _TIMESTAMP_MODULO
+        elapsed = (timestamp - self._last_timestamp) % TIMESTAMP_MODULO
         return _clamp_interval(elapsed * _INTERVAL_SUBDIV)
 
 
@@ -283,13 +290,13 @@ def _clamp_interval(value: int) -> int:
 
 
 def _interval_from(ref: FrameRecord, timestamp: int, gap: int) -> int:
-    elapsed = (timestamp - ref.timestamp_ms) % _TIMESTAMP_MODULO
+    elapsed = (timestamp - ref.timestamp_ms) % TIMESTAMP_MODULO
     return _clamp_interval((elapsed * _INTERVAL_SUBDIV + gap // 2) // gap)
 
 
 def _predict_timestamp(ref: FrameRecord, gap: int) -> int:
     ahead = (gap * ref.interval_sixteenths + _INTERVAL_SUBDIV // 2) // _INTERVAL_SUBDIV
-    return (ref.timestamp_ms + ahead) % _TIMESTAMP_MODULO
+    return (ref.timestamp_ms + ahead) % TIMESTAMP_MODULO
 
 
 class DecodeStatus(Enum):
@@ -307,83 +314,71 @@ class DecodeStatus(Enum):
     """Nothing can be shown yet (no keyframe received)."""
 
 
-@dataclass
-class _Shown:
-    seq: int
-    timestamp_ms: int
-    motion: Motion
-
-
-@dataclass
 class MotionDecoder:
     """Receiver side: packet → Motion to show (or None), plus feedback for the sender."""
 
-    last_status: DecodeStatus = DecodeStatus.WAITING
-    sender_has_face: bool = True
-    """False after a no-face packet, until the next motion frame."""
-    last_timestamp_ms: int | None = None
-    """Sender timestamp of the last frame shown (mod 2^32)."""
-    _store: dict[int, FrameRecord] = field(default_factory=dict)
-    _newest: int | None = None
-    _pending_acks: bool = False
-    _keyframe_needed: bool = False
-    _shown: list[_Shown] = field(default_factory=list)
-    _last_seq: int | None = None
+    def __init__(
+        self,
+        profiles: Iterable[CodecProfile] = (),
+        observer: FieldObserver | None = None,
+    ) -> None:
+        """`profiles`: keyframes naming these profile ids use them instead of the built-in
+        profile of the same id (a refitted profile, see table_fit.refit). `observer` sees
+        every decoded residual."""
+        self.profiles = {**PROFILES, **{profile.profile_id: profile for profile in profiles}}
+        self.observer = observer
+        self.last_status = DecodeStatus.WAITING
+        self.sender_has_face = True
+        """False after a no-face packet, until the next motion frame."""
+        self.last_timestamp_ms: int | None = None
+        """Sender timestamp of the last frame shown (mod 2^32)."""
+        self.concealment = Concealment()
+        self._store: dict[int, FrameRecord] = {}
+        self._newest: int | None = None
+        self._pending_acks = False
+        self._keyframe_needed = False
+        self._last_seq: int | None = None
 
     @property
     def last_motion(self) -> Motion | None:
         """The last decoded frame (what to hold on screen)."""
-        return self._shown[-1].motion.copy() if self._shown else None
+        last = self.concealment.last
+        return last.motion.copy() if last is not None else None
 
     def decode(self, packet: bytes) -> Motion | None:
-        kind, number, offset = expect_kind(
-            packet, Kind.MOTION, Kind.MOTION_PROFILED, Kind.MOTION_DELTA, Kind.NO_FACE
-        )
-        assert number is not None
-        if kind is Kind.MOTION_DELTA:
-            seq, record = self._decode_delta(packet[offset:], number)
-        elif kind is Kind.MOTION_PROFILED:
-            if len(packet) <= offset:
-                raise ProtocolError("motion keyframe: truncated before its profile byte")
-            profile = profile_by_id(packet[offset])
-            if profile is KEYPOINTS:
-                raise ProtocolError("motion keyframe: profile 0 must use the MOTION kind")
-            seq = number
-            record = self._decode_keyframe(packet[offset + 1 :], profile)
-        else:
-            seq = number
-            record = self._decode_keyframe(packet[offset:]) if kind is Kind.MOTION else None
-        stale = seq is not None and self._is_stale(seq)
-        if kind is Kind.NO_FACE:
-            reader = Reader(packet, offset, "no-face packet")
-            (timestamp,) = reader.unpack("I")
-            reader.end()
-            if stale:
+        parsed = MotionPacket.parse(packet)
+        if parsed.kind is Kind.NO_FACE:
+            if self._is_stale(parsed.seq):
                 self.last_status = DecodeStatus.STALE
                 return self._hold()
-            self._last_seq = seq
+            self._last_seq = parsed.seq
             self.sender_has_face = False
-            self.last_timestamp_ms = timestamp
+            self.last_timestamp_ms = parsed.timestamp_ms
             self.last_status = DecodeStatus.NO_FACE
             return None
+        if parsed.kind is Kind.MOTION_DELTA:
+            seq, record = self._decode_delta(parsed.body, parsed.reference_bits)
+        else:
+            profile = profile_by_id(parsed.profile_id, self.profiles)
+            seq, record = parsed.seq, self._decode_keyframe(parsed.body, profile)
         if record is None or seq is None:
             # The reference is gone (receiver restarted, or a packet later than ~200 frames).
             self._keyframe_needed = True
-            self.last_status = DecodeStatus.CONCEALED if self._shown else DecodeStatus.WAITING
-            if self._shown:
-                return self.conceal(self._shown[-1].timestamp_ms + self._interval())
-            return None
+            if self.concealment.last is None:
+                self.last_status = DecodeStatus.WAITING
+                return None
+            self.last_status = DecodeStatus.CONCEALED
+            return self.concealment.next_frame(self.sender_has_face)
+        stale = self._is_stale(seq)
         self._remember(seq, record)
         if stale:
             self.last_status = DecodeStatus.STALE
             return self._hold()
-        motion = mm.units_to_motion(
-            mm.FieldValues(record.values, record.has_eye, record.has_lip)
-        )
+        motion = mf.units_to_motion(mf.FieldValues(record.values, record.has_eye, record.has_lip))
         self._last_seq = seq
         self.sender_has_face = True
         self.last_timestamp_ms = record.timestamp_ms
-        self._shown = [*self._shown[-1:], _Shown(seq, record.timestamp_ms, motion)]
+        self.concealment.shown(seq, record.timestamp_ms, motion)
         self.last_status = DecodeStatus.DECODED
         return motion.copy()
 
@@ -402,43 +397,9 @@ class MotionDecoder:
         return packet
 
     def conceal(self, timestamp_ms: int) -> Motion | None:
-        """Motion to show at `timestamp_ms` when no packet arrived in time.
-
-        Linear extrapolation from the last two decoded frames, at most MAX_EXTRAPOLATION_MS
-        past the last one (then it holds), so a loss burst never runs the face away.
-        """
-        if not self._shown:
-            return None
-        last = self._shown[-1]
-        if len(self._shown) < 2 or not self.sender_has_face:
-            return last.motion.copy()
-        prev = self._shown[-2]
-        span = (last.timestamp_ms - prev.timestamp_ms) % _TIMESTAMP_MODULO
-        ahead = (int(timestamp_ms) - last.timestamp_ms) % _TIMESTAMP_MODULO
-        if span == 0 or span > 4 * MAX_EXTRAPOLATION_MS or ahead > 1 << 31:
-            return last.motion.copy()
-        w = min(ahead, MAX_EXTRAPOLATION_MS) / span
-        a, b = prev.motion, last.motion
-        return Motion(
-            pitch=b.pitch + w * (b.pitch - a.pitch),
-            yaw=b.yaw + w * (b.yaw - a.yaw),
-            roll=b.roll + w * (b.roll - a.roll),
-            t=b.t + w * (b.t - a.t),
-            scale=b.scale + w * (b.scale - a.scale),
-            exp=b.exp + w * (b.exp - a.exp),
-            eye_ratio=b.eye_ratio,
-            lip_ratio=b.lip_ratio,
-        )
-
-    def _interval(self) -> int:
-        """Milliseconds per frame, from the last two frames shown (33 before that)."""
-        if len(self._shown) == 2:
-            prev, last = self._shown
-            frames = seq_delta(last.seq, prev.seq)
-            elapsed = (last.timestamp_ms - prev.timestamp_ms) % _TIMESTAMP_MODULO
-            if frames > 0:
-                return max(1, elapsed // frames)
-        return 33
+        """Motion to show at `timestamp_ms` when no packet arrived in time (concealment.py:
+        bounded extrapolation of the last two decoded frames, then hold)."""
+        return self.concealment.at(timestamp_ms, self.sender_has_face)
 
     def _hold(self) -> Motion | None:
         return self.last_motion if self.sender_has_face else None
@@ -458,9 +419,7 @@ class MotionDecoder:
             del self._store[old]
         self._pending_acks = True
 
-    def _decode_keyframe(
-        self, body: bytes, profile: CodecProfile = KEYPOINTS
-    ) -> FrameRecord:
+    def _decode_keyframe(self, body: bytes, profile: CodecProfile) -> FrameRecord:
         coder = ArithmeticDecoder(body)
         has_eye = bool(coder.decode_uniform(2))
         has_lip = bool(coder.decode_uniform(2))
@@ -495,19 +454,18 @@ class MotionDecoder:
         else:
             has_eye = bool(coder.decode_uniform(2))
             has_lip = bool(coder.decode_uniform(2))
-        residual = _TIMESTAMP_MODEL.decode(coder, _TIMESTAMP_MODULO // 2)
-        timestamp = (_predict_timestamp(ref, gap) + residual) % _TIMESTAMP_MODULO
+        residual = _TIMESTAMP_TABLE.decode(coder, TIMESTAMP_MODULO // 2)
+        timestamp = (_predict_timestamp(ref, gap) + residual) % TIMESTAMP_MODULO
         interval = _interval_from(ref, timestamp, gap)
         record = self._decode_fields(
             coder, ref, gap, timestamp, interval, has_eye, has_lip, ref.profile
         )
         return (ref_seq + gap) % SEQ_MODULO, record
 
-    @staticmethod
     def _decode_fields(
-        coder, ref, gap, timestamp, interval, has_eye, has_lip, profile
+        self, coder, ref, gap, timestamp, interval, has_eye, has_lip, profile
     ) -> FrameRecord:
-        fields = _FieldCoder(ref, gap, has_eye, has_lip, profile)
+        fields = _FieldCoder(ref, gap, has_eye, has_lip, profile, self.observer)
         fields.run(coder, None)
         return FrameRecord(
             fields.values, fields.residuals, gap, timestamp, interval, has_eye, has_lip, profile

@@ -16,6 +16,8 @@ MAX_PACKET_BYTES = 1100
 SEQ_BITS = 12
 SEQ_MODULO = 1 << SEQ_BITS
 """Motion sequence numbers wrap every 4096 frames (~2 min at 30 fps); compared serially."""
+TIMESTAMP_MODULO = 1 << 32
+"""Sender timestamps are milliseconds mod 2³² (u32 on the wire)."""
 
 
 class Kind(IntEnum):

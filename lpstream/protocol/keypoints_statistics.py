@@ -1,11 +1,13 @@
-"""Static motion-model constants, fitted by `python -m lpstream.protocol.model_fit`.
+"""Trained statistics of the KEYPOINTS codec profile, fitted by
+`python -m lpstream.protocol.table_fit`.
 
-Per field (order in motion_model: scale, pitch, yaw, roll, tx, ty, exp[63], eye[2],
-lip), in quantiser steps: NEUTRAL = keyframe prediction (base units), KEY_MEAN_ABS =
-mean |keyframe residual|, MEAN_ABS = mean |delta residual| at reference gap 3,
-MEAN_SPEED = typical |residual| of the reference (speed context); GAP_FACTOR[g] =
-residual growth at gap g relative to gap 3; DELTA_MAGNITUDE_COUNTS[level] = histogram
-of |delta residual| per model level. Changing them changes the wire format.
+Read by profiles.py as a probability_tables.ResidualStatistics. Per field (order of
+motion_fields: scale, pitch, yaw, roll, tx, ty, exp[63], eye[2], lip), in quantiser
+steps: NEUTRAL = keyframe prediction (base units), KEY_MEAN_ABS = mean |keyframe
+residual|, MEAN_ABS = mean |delta residual| at reference gap 3, MEAN_SPEED = typical
+|residual| of the reference (speed context); GAP_FACTOR[g] = residual growth at gap g
+relative to gap 3; DELTA_MAGNITUDE_COUNTS[level] = histogram of |delta residual| per
+table level. Changing them changes the wire format.
 """
 
 NEUTRAL = [
