@@ -9,16 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
 from lpstream.motion import Motion
-
-if TYPE_CHECKING:
-    # Only a type here: lpstream.protocol's control messages code `Controls` (below), so a
-    # runtime import would make `import lpstream.backend` depend on import order.
-    from lpstream.protocol.profiles import CodecProfile
 
 
 @dataclass
@@ -109,8 +104,10 @@ class Backend(Protocol):
     """Canonical name, as in `--backend` and the Hello message."""
     aliases: tuple[str, ...]
     """Other names `--backend` accepts."""
-    codec_profile: CodecProfile
-    """Codec profile of the kind of motion its sender produces."""
+    codec_profile: Any
+    """The `lpstream.protocol.profiles.CodecProfile` of the kind of motion its sender
+    produces. Not imported here: lpstream.protocol imports this module (its control message
+    codes `Controls`), and importing it back would be an import cycle."""
 
     def unavailable_reason(self, options: BackendOptions) -> str | None:
         """None when the backend can run here with `options`, else why not, in words a user

@@ -8,7 +8,9 @@ Torch-heavy modules load on first use so `import lpstream.liveportrait` stays ch
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from lpstream.lazy_exports import lazy_exports
 
 if TYPE_CHECKING:
     from lpstream.liveportrait.keypoints import (
@@ -27,19 +29,14 @@ __all__ = [
     "transform_keypoints",
 ]
 
-_HOMES = {
-    "headpose_to_degrees": "lpstream.liveportrait.keypoints",
-    "rotation_matrix": "lpstream.liveportrait.keypoints",
-    "transform_keypoints": "lpstream.liveportrait.keypoints",
-    "LivePortraitNetworks": "lpstream.liveportrait.weights",
-    "check_weights": "lpstream.liveportrait.weights",
-    "load_networks": "lpstream.liveportrait.weights",
-}
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _HOMES:
-        raise AttributeError(f"module 'lpstream.liveportrait' has no attribute {name!r}")
-    import importlib
-
-    return getattr(importlib.import_module(_HOMES[name]), name)
+__getattr__ = lazy_exports(
+    __name__,
+    {
+        "headpose_to_degrees": "lpstream.liveportrait.keypoints",
+        "rotation_matrix": "lpstream.liveportrait.keypoints",
+        "transform_keypoints": "lpstream.liveportrait.keypoints",
+        "LivePortraitNetworks": "lpstream.liveportrait.weights",
+        "check_weights": "lpstream.liveportrait.weights",
+        "load_networks": "lpstream.liveportrait.weights",
+    },
+)

@@ -9,7 +9,9 @@ so the registry's `import lpstream.meshwarp.backend` stays cheap.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from lpstream.lazy_exports import lazy_exports
 
 if TYPE_CHECKING:
     from lpstream.meshwarp.renderer import MeshwarpRenderer
@@ -17,15 +19,10 @@ if TYPE_CHECKING:
 
 __all__ = ["MeshwarpRenderer", "MeshwarpSender"]
 
-_HOMES = {
-    "MeshwarpRenderer": "lpstream.meshwarp.renderer",
-    "MeshwarpSender": "lpstream.meshwarp.sender",
-}
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _HOMES:
-        raise AttributeError(f"module 'lpstream.meshwarp' has no attribute {name!r}")
-    import importlib
-
-    return getattr(importlib.import_module(_HOMES[name]), name)
+__getattr__ = lazy_exports(
+    __name__,
+    {
+        "MeshwarpRenderer": "lpstream.meshwarp.renderer",
+        "MeshwarpSender": "lpstream.meshwarp.sender",
+    },
+)
