@@ -41,7 +41,8 @@ from lpstream.liveportrait.onnx_runtime import CPU, OnnxRunner
 RESULTS = Path(__file__).resolve().parent / "results" / "liveportrait_cpu.json"
 TARGET_SPEEDUP = 1.3
 GFLOP_PER_CALL = {"F": 64, "M": 11.6, "W": 342, "G": 892}
-"""SPEC §5 (official networks)."""
+"""GFLOP per call of the official networks (lpstream/liveportrait/networks) at their
+inference sizes."""
 FUSED_GFLOP_SAVED = {"W": 36, "G": 151}
 """Exact-maths FLOP cuts of the fused rewrite: sub-pixel convs (W's hourglass up blocks: 36;
 SPADE label convs at ×2 and ×4: 112) and the 1×1 shortcut folded into β (39)."""
@@ -78,7 +79,8 @@ class Stopwatch:
 
 
 def stitch(kp_source: torch.Tensor, kp_driving: torch.Tensor, delta: torch.Tensor) -> torch.Tensor:
-    """SPEC §3 stitching: add δ[:63] to x_d, δ[63:65] to its x and y."""
+    """Stitching as in `lpstream.liveportrait.keypoints`: add δ[:63] to x_d, δ[63:65] to its
+    x and y."""
     batch = kp_driving.shape[0]
     out = kp_driving + delta[:, :63].reshape(batch, 21, 3)
     out[..., :2] += delta[:, None, 63:65]

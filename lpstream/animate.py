@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections import deque
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -27,13 +26,11 @@ from lpstream.backend import AvatarRenderer, BackendOptions, Controls, MotionSen
 from lpstream.backend_registry import backend_names, choose_backend
 from lpstream.errors import ImageError, LpstreamError, NoFaceError
 from lpstream.motion import Motion
-from lpstream.protocol import CodecProfile, MotionDecoder, MotionEncoder
+from lpstream.protocol import FEEDBACK_DELAY, CodecProfile, FeedbackLoop
 
 logger = logging.getLogger("lpstream.animate")
 
 DEFAULT_MAX_SIZE = 1024
-FEEDBACK_DELAY_FRAMES = 3
-"""Acknowledgements reach the sender about three frames (~100 ms) after the packet."""
 
 
 OUTPUT_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv")
@@ -172,30 +169,20 @@ def decoded_frames(packet: av.Packet, source: str) -> list[Any]:
 class WireCostMeter:
     """Bytes each motion costs on the wire in a call: the real motion encoder with the
     backend's codec profile, the real decoder, and the decoder's acknowledgements fed back
-    FEEDBACK_DELAY_FRAMES frames late (as bench/bitrate.py does). Without the feedback every
-    frame would be a keyframe and the estimate ~2-3× too high."""
+    FEEDBACK_DELAY frames late (`lpstream.protocol.FeedbackLoop`, as bench/bitrate.py
+    measures). Without the feedback every frame would be a keyframe and the estimate ~2-3×
+    too high."""
 
     def __init__(self, profile: CodecProfile) -> None:
         self.profile = profile
-        self.encoder = MotionEncoder(profile=self.profile)
-        self.decoder = MotionDecoder()
-        self._replies: deque[tuple[int, bytes]] = deque()
-        self._frames = 0
+        self.loop = FeedbackLoop(profile, feedback_delay=FEEDBACK_DELAY)
 
     @property
     def description(self) -> str:
         return f"lpstream motion codec, {self.profile.name} profile"
 
     def __call__(self, motion: Motion, timestamp_ms: int) -> int:
-        while self._replies and self._replies[0][0] <= self._frames:
-            self.encoder.on_feedback(self._replies.popleft()[1])
-        packet = self.encoder.encode(motion, timestamp_ms)
-        self.decoder.decode(packet)
-        reply = self.decoder.feedback()
-        if reply is not None:
-            self._replies.append((self._frames + FEEDBACK_DELAY_FRAMES, reply))
-        self._frames += 1
-        return len(packet)
+        return len(self.loop.step(motion, timestamp_ms).packet)
 
 
 def _progress(total: int | None, disable: bool) -> Any:

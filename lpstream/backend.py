@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
 from lpstream.motion import Motion
+from lpstream.protocol.profiles import CodecProfile
 
 
 @dataclass
@@ -104,10 +105,8 @@ class Backend(Protocol):
     """Canonical name, as in `--backend` and the Hello message."""
     aliases: tuple[str, ...]
     """Other names `--backend` accepts."""
-    codec_profile: Any
-    """The `lpstream.protocol.profiles.CodecProfile` of the kind of motion its sender
-    produces. Not imported here: lpstream.protocol imports this module (its control message
-    codes `Controls`), and importing it back would be an import cycle."""
+    codec_profile: CodecProfile
+    """Codec profile of the kind of motion its sender produces (travels in keyframes)."""
 
     def unavailable_reason(self, options: BackendOptions) -> str | None:
         """None when the backend can run here with `options`, else why not, in words a user

@@ -10,9 +10,9 @@ import cv2
 import numpy as np
 import pytest
 
-from lpstream.animate import FEEDBACK_DELAY_FRAMES, WireCostMeter, main
+from lpstream.animate import WireCostMeter, main
 from lpstream.meshwarp.clip_motion import motions_from_video
-from lpstream.protocol import KEYPOINTS, LANDMARKS, MotionEncoder
+from lpstream.protocol import FEEDBACK_DELAY, KEYPOINTS, LANDMARKS, MotionEncoder
 from tests.conftest import shared_file
 
 
@@ -140,7 +140,7 @@ def test_wire_cost_estimate_runs_the_call_feedback_loop() -> None:
     assert meter.profile is LANDMARKS and "landmarks profile" in meter.description
     sizes = [meter(motion, round(i * 1000 / fps)) for i, motion in enumerate(motions)]
     # Keyframes only until the first acknowledgement comes back.
-    assert meter.encoder.keyframes_sent <= FEEDBACK_DELAY_FRAMES + 1
+    assert meter.loop.encoder.keyframes_sent <= FEEDBACK_DELAY + 1
     keyframe_only = MotionEncoder(profile=LANDMARKS)
     every_keyframe = [len(keyframe_only.encode(m, i)) for i, m in enumerate(motions)]
     assert np.mean(sizes) < 0.5 * np.mean(every_keyframe)

@@ -1,4 +1,4 @@
-"""Keypoint math of SPEC §3: closed-form cases and property tests."""
+"""Keypoint math of `lpstream.liveportrait.keypoints`: closed-form cases and property tests."""
 
 from __future__ import annotations
 

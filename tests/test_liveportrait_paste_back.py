@@ -1,4 +1,4 @@
-"""Paste-back of a rendered crop into the source frame (SPEC §4)."""
+"""Paste-back of a rendered crop into the source frame (`lpstream.liveportrait.paste_back`)."""
 
 from __future__ import annotations
 

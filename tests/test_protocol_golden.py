@@ -8,14 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lpstream.backend import Controls
 from lpstream.protocol import (
     DecodeStatus,
     Feedback,
     Hello,
     MotionDecoder,
     Stats,
-    decode_controls,
     decode_message,
 )
 from lpstream.protocol.portrait import PortraitChunk
@@ -52,7 +50,6 @@ def test_golden_motion_packets_decode_to_known_motion() -> None:
 def test_golden_control_packets_decode_to_known_values() -> None:
     assert Feedback.decode(fixture("feedback.bin")).acked == (0,)
     assert Feedback.decode(fixture("feedback_keyframe_request.bin")).keyframe_request
-    assert decode_controls(fixture("controls.bin")) == Controls(0.25, None, 0.5, True)
     assert decode_message(fixture("hello.bin")) == Hello("liveportrait", ("eye_ratio", "lip_ratio"))
     assert decode_message(fixture("bye.bin")).reason == "call ended"
     assert Stats.decode(fixture("stats.bin")) == Stats(29.97, 123_456, 3_000, 41.0, None)

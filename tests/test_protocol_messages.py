@@ -8,32 +8,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lpstream.backend import Controls
 from lpstream.protocol import Feedback, ProtocolError
 from lpstream.protocol.control import (
     Bye,
     Hello,
-    decode_controls,
-    encode_controls,
     encode_keyframe_request,
 )
 from lpstream.protocol.stats import Stats
 from lpstream.protocol.wire import SEQ_MODULO, Kind, parse_header, seq_delta
-
-sliders = st.one_of(st.none(), st.floats(0.0, 4.0, width=32))
-
-
-@settings(max_examples=60, deadline=None)
-@given(sliders, sliders, st.floats(0.0, 4.0, width=32), st.booleans())
-def test_controls_roundtrip(eye, lip, head, stitching) -> None:
-    controls = Controls(eye_open=eye, lip_open=lip, head_motion=head, stitching=stitching)
-    assert decode_controls(encode_controls(controls)) == controls
-
-
-@pytest.mark.parametrize("bad", [math.nan, -0.1, 4.5, math.inf])
-def test_controls_reject_out_of_range_sliders(bad) -> None:
-    with pytest.raises(ProtocolError, match="eye_open"):
-        encode_controls(Controls(eye_open=bad))
 
 
 @settings(max_examples=60, deadline=None)

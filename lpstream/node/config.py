@@ -16,7 +16,7 @@ class NodeConfig:
     node_token: str | None = None
     """HMAC token for room `node:<id>` when the signaling server requires tokens."""
     backend: str = "auto"
-    """Backend name for `lpstream.backends.create_backend`."""
+    """Backend name or alias, or `auto` (`lpstream.backend_registry.choose_backend`)."""
     weights: str | None = None
     """LivePortrait weights folder (only the LivePortrait backend needs it)."""
     device: str = "auto"

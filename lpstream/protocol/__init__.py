@@ -10,7 +10,7 @@ profile travels in the keyframes, so `MotionDecoder()` needs no configuration.
 """
 
 from lpstream.motion import LivePortraitMotion, Motion
-from lpstream.protocol.control import Bye, Hello, decode_controls, encode_controls
+from lpstream.protocol.control import Bye, Hello
 from lpstream.protocol.errors import ProtocolError
 from lpstream.protocol.feedback import Feedback
 from lpstream.protocol.feedback_loop import FEEDBACK_DELAY, FeedbackLoop, LoopRun, LoopStep
@@ -48,7 +48,5 @@ __all__ = [
     "PortraitSender",
     "ProtocolError",
     "Stats",
-    "decode_controls",
     "decode_message",
-    "encode_controls",
 ]

@@ -1,12 +1,12 @@
-"""Control messages on the reliable channel: hello, slider controls, keyframe request, bye."""
+"""Control messages on the reliable channel: hello, keyframe request, bye.
+
+Sliders are not among them: they only travel from a browser to its node, as JSON
+(docs/protocol.md §9), and apply where the avatar is rendered."""
 
 from __future__ import annotations
 
-import math
-import struct
 from dataclasses import dataclass
 
-from lpstream.backend import Controls
 from lpstream.protocol.errors import ProtocolError
 from lpstream.protocol.wire import (
     PROTOCOL_VERSION,
@@ -20,8 +20,6 @@ from lpstream.protocol.wire import (
 MAX_NAME_BYTES = 32
 MAX_CAPABILITIES = 16
 MAX_TEXT_BYTES = 200
-CONTROL_LIMIT = 4.0
-"""Slider values (eye/lip ratio targets, head-motion multiplier) must lie in [0, 4]."""
 
 
 @dataclass(frozen=True)
@@ -58,46 +56,6 @@ class Hello:
         capabilities = tuple(reader.text(MAX_NAME_BYTES) for _ in range(count))
         reader.end()
         return cls(backend, capabilities, version)
-
-
-_EYE, _LIP, _STITCH = 1, 2, 4
-
-
-def _check_slider(value: float, name: str) -> float:
-    if not math.isfinite(value) or not 0.0 <= value <= CONTROL_LIMIT:
-        raise ProtocolError(f"controls: {name}={value} must be a number in [0, {CONTROL_LIMIT}]")
-    return value
-
-
-def encode_controls(controls: Controls) -> bytes:
-    """lpstream.backend.Controls → packet (flags, then float32 values)."""
-    flags = _STITCH if controls.stitching else 0
-    values = [_check_slider(float(controls.head_motion), "head_motion")]
-    if controls.eye_open is not None:
-        flags |= _EYE
-        values.append(_check_slider(float(controls.eye_open), "eye_open"))
-    if controls.lip_open is not None:
-        flags |= _LIP
-        values.append(_check_slider(float(controls.lip_open), "lip_open"))
-    return header(Kind.CONTROLS) + bytes((flags,)) + struct.pack(f">{len(values)}f", *values)
-
-
-def decode_controls(packet: bytes) -> Controls:
-    _, _, offset = expect_kind(packet, Kind.CONTROLS)
-    reader = Reader(packet, offset, "controls")
-    flags = reader.u8()
-    if flags & ~(_EYE | _LIP | _STITCH):
-        raise ProtocolError(f"controls: unknown flag bits 0x{flags:02x}")
-    (head_motion,) = reader.unpack("f")
-    eye = reader.unpack("f")[0] if flags & _EYE else None
-    lip = reader.unpack("f")[0] if flags & _LIP else None
-    reader.end()
-    return Controls(
-        eye_open=None if eye is None else _check_slider(eye, "eye_open"),
-        lip_open=None if lip is None else _check_slider(lip, "lip_open"),
-        head_motion=_check_slider(head_motion, "head_motion"),
-        stitching=bool(flags & _STITCH),
-    )
 
 
 def encode_keyframe_request() -> bytes:

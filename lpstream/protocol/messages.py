@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from lpstream.backend import Controls
-from lpstream.protocol.control import Bye, Hello, decode_controls
+from lpstream.protocol.control import Bye, Hello
 from lpstream.protocol.errors import ProtocolError
 from lpstream.protocol.feedback import Feedback
 from lpstream.protocol.portrait import PortraitChunk, PortraitOffer, PortraitReply
@@ -19,7 +18,7 @@ class KeyframeRequest:
 
 
 Message = (
-    Feedback | Hello | Controls | KeyframeRequest | Bye | Stats | PortraitOffer | PortraitChunk
+    Feedback | Hello | KeyframeRequest | Bye | Stats | PortraitOffer | PortraitChunk
     | PortraitReply
 )
 
@@ -31,8 +30,6 @@ def decode_message(packet: bytes) -> Message:
         return Feedback.decode(packet)
     if kind is Kind.HELLO:
         return Hello.decode(packet)
-    if kind is Kind.CONTROLS:
-        return decode_controls(packet)
     if kind is Kind.KEYFRAME_REQUEST:
         Reader(packet, offset, "keyframe request").end()
         return KeyframeRequest()

@@ -34,7 +34,6 @@ class Kind(IntEnum):
     """Motion keyframe of a non-LivePortrait codec profile: byte 3 names the profile."""
     FEEDBACK = 0x30
     HELLO = 0x40
-    CONTROLS = 0x41
     KEYFRAME_REQUEST = 0x42
     BYE = 0x43
     STATS = 0x50
