@@ -155,7 +155,7 @@ async def test_two_tabs_call_each_other(fake_camera: Path, tmp_path: Path) -> No
             await asyncio.sleep(1.0)
             assert server.node is not None and len(server.node.sessions) == 2
             for session in server.node.sessions.values():
-                kbps = session.motion_sent.rate() * 8 / 1000
+                kbps = session.uplink.figures()["motion_kbps"]
                 assert 0 < kbps < MOTION_LIMIT_KBPS, f"{session.name}: {kbps:.2f} kbit/s motion"
             # and the overlay shows the same measured numbers
             stats = await pages[0].evaluate("() => window.lpstream.stats")
@@ -171,10 +171,10 @@ async def test_two_tabs_call_each_other(fake_camera: Path, tmp_path: Path) -> No
             )
             bob = next(s for s in server.node.sessions.values() if s.name == "bob")
             for _ in range(50):
-                if bob.controls.head_motion == 0.5:
+                if bob.downlink.controls.head_motion == 0.5:
                     break
                 await asyncio.sleep(0.1)
-            assert bob.controls.head_motion == 0.5
+            assert bob.downlink.controls.head_motion == 0.5
 
             # an uploaded portrait: refused with a clear message without a face, then used
             ann = next(s for s in server.node.sessions.values() if s.name == "ann")
@@ -189,7 +189,7 @@ async def test_two_tabs_call_each_other(fake_camera: Path, tmp_path: Path) -> No
             painting = shared_file("media/mona_lisa.jpg")
             await pages[0].set_input_files("#portrait-file", str(painting))
             await pages[0].wait_for_function("() => window.lpstream.portraitOk", timeout=20000)
-            source = server.node.sources[ann.id]
+            source = server.node.router.sources[ann.id]
             assert source.portrait is not None
             assert source.portrait.sha256 == hashlib.sha256(painting.read_bytes()).hexdigest()
             await asyncio.sleep(1.5)
@@ -216,7 +216,8 @@ async def test_two_tabs_call_each_other(fake_camera: Path, tmp_path: Path) -> No
             assert sorted(s.name for s in server.node.sessions.values()) == ["ann", "bob"]
             await asyncio.sleep(1.0)  # the old tile's last frame gives way to the new avatar
             assert (await sample_until_live(pages[0]))["name"] == "bob"
-            assert len(server.node.views) == 2 and server.node.errors == 0
+            tiles = sum(len(s.downlink.tiles) for s in server.node.sessions.values())
+            assert tiles == 2 and server.node.errors == 0
 
             errors = [line for line in logs if "ERROR" in line]
             assert not errors, errors

@@ -164,7 +164,7 @@ function showFaceVisibility(stats) {
   local.dataset.face = hidden ? "hidden" : "visible";
   local.querySelector(".label").textContent = hidden
     ? "you — your face is not visible: the others see your last frame"
-    : "you — only your keypoints reach the others";
+    : "you — the node turns your camera into motion; the others see your portrait animated by it";
 }
 
 async function pollStats() {
