@@ -278,20 +278,24 @@ class Settings:
 
 
 def _convert(option: Option, raw: Any, where: str) -> Any:
+    if option.repeat:
+        items = raw.split(",") if isinstance(raw, str) else raw
+        if not isinstance(items, list | tuple):
+            raise SettingsError(f"{where}: {raw!r}: must be a list")
+        return tuple(_parse(option, str(i).strip(), where) for i in items if str(i).strip())
+    if isinstance(raw, list | dict):
+        raise SettingsError(f"{where}: {raw!r}: must be a single value")
+    return _parse(option, str(raw), where)
+
+
+def _parse(option: Option, text: str, where: str) -> Any:
     try:
-        if option.repeat:
-            items = raw.split(",") if isinstance(raw, str) else raw
-            if not isinstance(items, list | tuple):
-                raise ValueError("must be a list")
-            return tuple(option.parse(str(item).strip()) for item in items if str(item).strip())
-        if isinstance(raw, list | dict):
-            raise ValueError("must be a single value")
-        return option.parse(str(raw))
+        return option.parse(text)
     except ValueError as error:
         reason = str(error)
         if "invalid literal" in reason or "could not convert" in reason:
             reason = "not a number"
-        raise SettingsError(f"{where}: {raw!r}: {reason}") from None
+        raise SettingsError(f"{where}: {text!r}: {reason}") from None
 
 
 def _read_file(path: str) -> dict[str, Any]:
