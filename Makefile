@@ -23,6 +23,7 @@ demo: setup
 
 test: setup
 	bash scripts/ensure_chromium.sh
+	bash scripts/ensure_test_tools.sh
 	$(PY) -m ruff check .
 	$(PY) -m pytest
 

@@ -11,7 +11,7 @@ import json
 import logging
 import time
 
-EVENT_FIELDS = ("event", "room", "participant", "name", "node", "participants")
+EVENT_FIELDS = ("event", "room", "participant", "display_name", "node", "participants")
 TEXT_FORMAT = "%(asctime)s %(name)s %(levelname)s %(message)s"
 
 

@@ -119,7 +119,7 @@ class CallServer:
         if self.config.peer_node:
             self.node_config.signaling_url = self.config.peer_node
         elif context is None:
-            self.node_config.signaling_url = f"ws://127.0.0.1:{self.port}{WS_PATH}"
+            self.node_config.signaling_url = f"ws://{self._own_host()}:{self.port}{WS_PATH}"
         else:
             # Our own node stays on plain loopback: the certificate may name only the LAN
             # address (or be self-signed), and loopback traffic never leaves this machine.
@@ -139,6 +139,13 @@ class CallServer:
             )
         self.node = node_factory(self.node_config)
         await self.node.start()
+
+    def _own_host(self) -> str:
+        """Where our node reaches this server: loopback unless we listen on one address."""
+        host = self.config.host
+        if host in ("", "0.0.0.0", "::", "localhost"):
+            return "127.0.0.1"
+        return f"[{host}]" if ":" in host else host
 
     async def drain(self, seconds: float) -> None:
         """Tell browsers the server stops, take no new joins, wait for calls to end (≤ seconds).

@@ -279,7 +279,7 @@ class SignalingServer:
                 "event": "join",
                 "room": client.room,
                 "participant": client.id,
-                "name": client.name,
+                "display_name": client.name,
                 "node": node.id,
             },
         )
