@@ -17,6 +17,5 @@ fi
 
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
-# policy-rc.d-free containers: coturn's package does not start a daemon without systemd.
 apt-get install -y -qq --no-install-recommends coturn iproute2
 echo "installed: $(turnserver --version 2>/dev/null | head -1)"
