@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import signal
 import ssl
+import sys
 import urllib.request
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -139,3 +141,38 @@ def test_json_log_lines_carry_room_and_participant() -> None:
     entry = json.loads(line)
     assert entry["message"] == "p1 joined r" and entry["level"] == "info"
     assert (entry["event"], entry["room"], entry["participant"]) == ("join", "r", "p1")
+
+
+async def test_sigterm_drains_with_a_notice_then_exits_0(certificate: tuple[Path, Path]) -> None:
+    cert, key = certificate
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "lpstream.serve", "--port", "0", "--backend", "meshwarp",
+        "--tls-cert", str(cert), "--tls-key", str(key), "--drain-seconds", "20",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        assert process.stdout is not None
+        banner = ""
+        while "Ctrl-C" not in banner:
+            banner = (await asyncio.wait_for(process.stdout.readline(), 60)).decode()
+            assert banner, "serve exited early"
+        assert banner.split()[3].startswith("https://127.0.0.1:")
+        port = int(banner.split()[3].split(":")[2].split("/")[0])
+        url = f"wss://localhost:{port}/ws"
+        for _ in range(100):
+            async with connect(url, ssl=client_context(cert)) as ws:
+                await ws.send(json.dumps({"type": "join", "room": "r", "name": "a"}))
+                if json.loads(await ws.recv())["type"] != "joined":
+                    await asyncio.sleep(0.1)  # the node has not registered yet
+                    continue
+                process.send_signal(signal.SIGTERM)
+                while (message := json.loads(await ws.recv()))["type"] != "notice":
+                    pass
+                assert message["code"] == "draining" and message["seconds"] == 20
+                await ws.send(json.dumps({"type": "leave"}))  # the last call ends: exit early
+                break
+        assert await asyncio.wait_for(process.wait(), 15) == 0
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
