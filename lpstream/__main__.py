@@ -1,4 +1,4 @@
-"""`python -m lpstream <command>`: serve, animate, weights, export-onnx."""
+"""`python -m lpstream <command>`: serve, cert, animate, weights, export-onnx."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import sys
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("lpstream.serve", "run the call server (web client, signaling, WebRTC node)"),
+    "cert": ("lpstream.tls", "write a self-signed TLS certificate for trying serve on a LAN"),
     "animate": ("lpstream.animate", "animate a source portrait from a driving video, file to file"),
     "weights": ("lpstream.liveportrait.weights_cli", "download or check LivePortrait weights"),
     "export-onnx": ("lpstream.liveportrait.onnx_export", "export LivePortrait networks to ONNX"),

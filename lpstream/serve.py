@@ -8,7 +8,6 @@ small static files, so an HTTP framework (aiohttp) would be a dependency for not
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import json
@@ -16,6 +15,7 @@ import logging
 import mimetypes
 import secrets
 import signal
+import ssl
 import sys
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -27,16 +27,26 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
+from lpstream.log_format import configure_logging
 from lpstream.node import Node, NodeConfig
 from lpstream.node.metrics import node_metrics
 from lpstream.node.shutdown import bounded
+from lpstream.serve_options import Settings, SettingsError, build_parser, load_settings
+from lpstream.tls import server_context
 from signaling import Limits, SignalingServer, make_token
 from signaling.origins import OriginPolicy
 from signaling.server import WS_PATH
 
 log = logging.getLogger("lpstream.serve")
 
-WEB_CLIENT = Path(__file__).resolve().parent.parent / "web_client"
+
+def _web_client() -> Path:
+    """The checkout's web_client/ (editable installs, tests), else the copy in the wheel."""
+    checkout = Path(__file__).resolve().parent.parent / "web_client"
+    return checkout if (checkout / "index.html").is_file() else Path(__file__).parent / "web_client"
+
+
+WEB_CLIENT = _web_client()
 CONTENT_TYPES = {".js": "text/javascript", ".mjs": "text/javascript", ".css": "text/css"}
 
 
@@ -49,6 +59,16 @@ class ServeConfig:
     """Signaling websocket of another node to share calls with, instead of our own."""
     token_secret: str | None = None
     allow_origins: tuple[str, ...] = ()
+    tls_cert: Path | None = None
+    """PEM certificate (chain): the port serves https:// and wss:// instead of http/ws."""
+    tls_key: Path | None = None
+    """PEM private key of `tls_cert`."""
+    drain_s: float = 10.0
+    """On shutdown: how long calls may go on after the browsers were told."""
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self.tls_cert else "http"
 
 
 def _response(status: HTTPStatus, body: bytes, content_type: str) -> Response:
@@ -71,13 +91,22 @@ class CallServer:
         )
         self.node: Node | None = None
         self.server: Server | None = None
+        self.internal: Server | None = None
+        """Plain-websocket twin of /ws on 127.0.0.1 for our own node when the port is TLS."""
+        self.draining = False
 
     @property
     def port(self) -> int:
         assert self.server is not None
         return int(next(iter(self.server.sockets)).getsockname()[1])
 
+    def ssl_context(self) -> ssl.SSLContext | None:
+        if self.config.tls_cert is None or self.config.tls_key is None:
+            return None
+        return server_context(self.config.tls_cert, self.config.tls_key)
+
     async def start(self, node_factory: Any = Node) -> None:
+        context = self.ssl_context()
         self.server = await serve(
             self.signaling.handler,
             self.config.host,
@@ -85,11 +114,25 @@ class CallServer:
             process_request=self._process_request,
             max_size=self.signaling.limits.max_message_bytes,
             close_timeout=2,
+            ssl=context,
         )
         if self.config.peer_node:
             self.node_config.signaling_url = self.config.peer_node
+        elif context is None:
+            self.node_config.signaling_url = f"ws://{self._own_host()}:{self.port}{WS_PATH}"
         else:
-            self.node_config.signaling_url = f"ws://127.0.0.1:{self.port}{WS_PATH}"
+            # Our own node stays on plain loopback: the certificate may name only the LAN
+            # address (or be self-signed), and loopback traffic never leaves this machine.
+            self.internal = await serve(
+                self.signaling.handler,
+                "127.0.0.1",
+                0,
+                process_request=self._internal_request,
+                max_size=self.signaling.limits.max_message_bytes,
+                close_timeout=2,
+            )
+            internal_port = next(iter(self.internal.sockets)).getsockname()[1]
+            self.node_config.signaling_url = f"ws://127.0.0.1:{internal_port}{WS_PATH}"
         if self.config.token_secret:
             self.node_config.node_token = make_token(
                 self.config.token_secret, f"node:{self.node_config.node_id}"
@@ -97,12 +140,48 @@ class CallServer:
         self.node = node_factory(self.node_config)
         await self.node.start()
 
+    def _own_host(self) -> str:
+        """Where our node reaches this server: loopback unless we listen on one address."""
+        host = self.config.host
+        if host in ("", "0.0.0.0", "::", "localhost"):
+            return "127.0.0.1"
+        return f"[{host}]" if ":" in host else host
+
+    async def drain(self, seconds: float) -> None:
+        """Tell browsers the server stops, take no new joins, wait for calls to end (≤ seconds).
+
+        `/healthz` answers 503 `draining` from now on, so a load balancer sends new calls
+        elsewhere while the current ones finish.
+        """
+        self.draining = True
+        self.signaling.drain(seconds)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        # Participants leave through many paths of the signaling server; polling a count
+        # ten times a second for a few seconds is simpler than an event on each of them.
+        while self.signaling.participants() and loop.time() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.1)
+        log.info(
+            "drained: %d participants still in calls",
+            self.signaling.participants(),
+            extra={"event": "drained", "participants": self.signaling.participants()},
+        )
+
     async def stop(self) -> None:
         if self.node is not None:
             await self.node.stop()
-        if self.server is not None:
-            self.server.close()
-            await bounded(self.server.wait_closed(), "closing the HTTP/websocket server")
+        for server in (self.server, self.internal):
+            if server is not None:
+                server.close()
+                await bounded(server.wait_closed(), "closing the HTTP/websocket server")
+
+    def health(self) -> tuple[str, bool]:
+        """('starting' | 'ready' | 'draining', whether new calls are welcome)."""
+        if self.draining:
+            return "draining", False
+        if self.node is not None and self.node.registered.is_set():
+            return "ready", True
+        return "starting", False
 
     # -- HTTP --------------------------------------------------------------------------------
 
@@ -111,8 +190,9 @@ class CallServer:
         if path == WS_PATH:
             return self.signaling.check_request(connection, request)
         if path == "/healthz":
-            healthy = self.node is not None and self.node.registered.is_set()
-            body = json.dumps({"ok": healthy, **self.signaling.snapshot()}).encode()
+            state, healthy = self.health()
+            body = json.dumps({"ok": healthy, "state": state, **self.signaling.snapshot()})
+            body = body.encode()
             status = HTTPStatus.OK if healthy else HTTPStatus.SERVICE_UNAVAILABLE
             return _response(status, body, "application/json")
         if path == "/metrics":
@@ -123,12 +203,22 @@ class CallServer:
             return _response(HTTPStatus.OK, body, "application/json")
         return self._static(path)
 
+    def _internal_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        if urlsplit(request.path).path != WS_PATH:
+            return connection.respond(HTTPStatus.NOT_FOUND, "not found\n")
+        return self.signaling.check_request(connection, request)
+
     def page_config(self) -> dict[str, Any]:
-        """What the page needs to call in: where signaling is, which node serves it."""
+        """What the page needs to call in: where signaling is, which node serves it.
+
+        Shared-secret TURN credentials are minted per request, so each page gets its own
+        short-lived username.
+        """
+        page = f"web-{secrets.token_hex(4)}"
         return {
             "signaling": self.config.peer_node,  # None: same origin, /ws
             "node": self.node_config.node_id,
-            "iceServers": [{"urls": url} for url in self.node_config.ice_servers],
+            "iceServers": [server.browser_entry(page) for server in self.node_config.ice_servers],
             "slots": self.node_config.avatar_slots,
             "tokens": bool(self.config.token_secret),
         }
@@ -147,100 +237,82 @@ class CallServer:
         return _response(HTTPStatus.OK, file.read_bytes(), content_type)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m lpstream.serve",
-        description="Serve the avatar call: web client, signaling and the WebRTC media node.",
-    )
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8080)
-    parser.add_argument("--backend", default="auto", help="motion/render backend (default auto)")
-    parser.add_argument("--weights", default=None, help="LivePortrait weights folder")
-    parser.add_argument("--device", default="auto", help="cpu, cuda or auto")
-    parser.add_argument(
-        "--ice-server", action="append", default=[], help="STUN/TURN URL (repeatable)"
-    )
-    parser.add_argument("--token-secret", default=None, help="require HMAC room tokens")
-    parser.add_argument("--node-id", default=None, help="unique id of this node")
-    parser.add_argument(
-        "--peer-node",
-        default=None,
-        metavar="WS_URL",
-        help="share calls with another node: register at its signaling (ws://host:port/ws)",
-    )
-    parser.add_argument(
-        "--allow-origin", action="append", default=[], help="extra allowed page origin"
-    )
-    parser.add_argument("--max-participants", type=int, default=4, help="per room (2-4)")
-    parser.add_argument("--max-rooms", type=int, default=Limits.max_rooms)
-    parser.add_argument("--max-connections", type=int, default=Limits.max_connections)
-    parser.add_argument("--fps", type=float, default=25.0, help="avatar frame rate")
-    parser.add_argument("--print-token", metavar="ROOM", help="print a room token and exit")
-    return parser
-
-
-async def run(args: argparse.Namespace) -> int:
+async def run(settings: Settings) -> int:
     serve_config = ServeConfig(
-        host=args.host,
-        port=args.port,
-        peer_node=args.peer_node,
-        token_secret=args.token_secret,
-        allow_origins=tuple(args.allow_origin),
+        host=settings.host,
+        port=settings.port,
+        peer_node=settings.peer_node,
+        token_secret=settings.token_secret,
+        allow_origins=tuple(settings.allow_origin),
+        tls_cert=settings.tls_cert,
+        tls_key=settings.tls_key,
+        drain_s=settings.drain_seconds,
     )
     node_config = NodeConfig(
-        node_id=args.node_id or f"node-{secrets.token_hex(3)}",
-        backend=args.backend,
-        weights=args.weights,
-        device=args.device,
-        ice_servers=list(args.ice_server),
-        fps=args.fps,
-        avatar_slots=args.max_participants - 1,
+        node_id=settings.node_id or f"node-{secrets.token_hex(3)}",
+        backend=settings.backend,
+        weights=settings.weights,
+        device=settings.device,
+        ice_servers=settings.ice_servers(),
+        fps=settings.fps,
+        avatar_slots=settings.max_participants - 1,
     )
     limits = Limits(
-        max_participants=args.max_participants,
-        max_rooms=args.max_rooms,
-        max_connections=args.max_connections,
+        max_participants=settings.max_participants,
+        max_rooms=settings.max_rooms,
+        max_connections=settings.max_connections,
     )
     server = CallServer(serve_config, node_config, limits)
     stop = asyncio.get_running_loop().create_future()
     for signum in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
-            asyncio.get_running_loop().add_signal_handler(signum, stop.set_result, signum)
+            asyncio.get_running_loop().add_signal_handler(
+                signum, lambda s=signum: stop.done() or stop.set_result(s)
+            )
     try:
         await server.start()
     except Exception as exc:
         log.error("could not start: %s", exc)
         await server.stop()
         return 1
+    shown_host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
+    base = settings.public_url or f"{serve_config.scheme}://{shown_host}:{server.port}"
     print(
-        f"lpstream call on http://{args.host}:{server.port}/?room=demo&name=alice&autojoin=1 "
+        f"lpstream call on {base.rstrip('/')}/?room=demo&name=alice&autojoin=1 "
         f"(backend {server.node.backend_name if server.node else '?'}; Ctrl-C stops)",
         flush=True,
     )
     await stop
     print("shutting down…", flush=True)
+    if serve_config.drain_s > 0 and server.signaling.participants():
+        draining = asyncio.ensure_future(server.drain(serve_config.drain_s))
+        second = asyncio.get_running_loop().create_future()
+        for signum in (signal.SIGINT, signal.SIGTERM):  # a second Ctrl-C stops at once
+            with contextlib.suppress(NotImplementedError):
+                asyncio.get_running_loop().add_signal_handler(
+                    signum, lambda: second.done() or second.set_result(None)
+                )
+        await asyncio.wait({draining, second}, return_when=asyncio.FIRST_COMPLETED)
+        draining.cancel()
     await server.stop()
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    if args.print_token:
-        if not args.token_secret:
-            print("--print-token needs --token-secret", file=sys.stderr)
-            return 2
-        print(make_token(args.token_secret, args.print_token))
-        return 0
-    if not 2 <= args.max_participants <= 4:
-        print("--max-participants must be 2, 3 or 4", file=sys.stderr)
+    try:
+        settings = load_settings(argv)
+    except SettingsError as error:
+        print(f"{build_parser().prog}: error: {error}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    logging.getLogger("websockets").setLevel(logging.WARNING)  # one line per HTTP request
+    if settings.print_token:
+        print(make_token(settings.token_secret, settings.print_token))
+        return 0
+    configure_logging(settings.log_format, settings.log_level)
     try:
         import uvloop
     except ImportError:
-        return asyncio.run(run(args))
-    return uvloop.run(run(args))
+        return asyncio.run(run(settings))
+    return uvloop.run(run(settings))
 
 
 if __name__ == "__main__":

@@ -96,6 +96,8 @@ class SignalingServer:
         self.rooms: dict[str, dict[str, Client]] = {}
         self._ids = itertools.count(1)
         self.stats = {"messages": 0, "relayed": 0, "rejected": 0, "errors": 0}
+        self.draining = False
+        """Shutting down: no new joins; participants were told (`drain`)."""
 
     # -- HTTP side ---------------------------------------------------------------------------
 
@@ -213,11 +215,36 @@ class SignalingServer:
             raise SignalingError("too-many-nodes", "node limit reached")
         client.id, client.kind = member_id, "node"
         self.nodes[member_id] = client
+        log.info("%s registered", member_id, extra={"event": "node-registered", "node": member_id})
         client.send({"type": "registered", "id": member_id})
+
+    def drain(self, seconds: float) -> None:
+        """Stop taking joins and tell every participant the server stops in `seconds`."""
+        self.draining = True
+        notice = {
+            "type": "notice",
+            "code": "draining",
+            "message": "the server is restarting; the call ends shortly and rejoins by itself",
+            "seconds": seconds,
+        }
+        for members in self.rooms.values():
+            for member in members.values():
+                member.send(notice)
+        log.info(
+            "draining: %d participants told, %.0f s left",
+            self.participants(),
+            seconds,
+            extra={"event": "drain", "participants": self.participants()},
+        )
+
+    def participants(self) -> int:
+        return sum(len(m) for m in self.rooms.values())
 
     def _join(self, client: Client, message: Join) -> None:
         if client.kind:
             raise SignalingError("bad-state", "this connection already joined; send 'leave' first")
+        if self.draining:
+            raise SignalingError("draining", "the server is restarting; try again in a moment")
         if self.token_secret:
             verify_token(self.token_secret, message.room, message.token)
         node = self._pick_node(message.node)
@@ -242,6 +269,20 @@ class SignalingServer:
         )
         self.rooms.setdefault(message.room, {})[client.id] = client
         client.send({"type": "joined", "id": client.id, "room": client.room, "node": node.id})
+        log.info(
+            "%s joined room %s as %r on %s",
+            client.id,
+            client.room,
+            client.name,
+            node.id,
+            extra={
+                "event": "join",
+                "room": client.room,
+                "participant": client.id,
+                "display_name": client.name,
+                "node": node.id,
+            },
+        )
         self._announce(message.room, extra_recipients=())
 
     def _pick_node(self, wanted: str | None) -> Client:
@@ -265,6 +306,12 @@ class SignalingServer:
             members = self.rooms.get(client.room, {})
             if members.get(client.id) is client:
                 del members[client.id]
+                log.info(
+                    "%s left room %s",
+                    client.id,
+                    client.room,
+                    extra={"event": "leave", "room": client.room, "participant": client.id},
+                )
                 if not members:
                     del self.rooms[client.room]
                 node = self.nodes.get(client.node)
@@ -335,6 +382,6 @@ class SignalingServer:
             "connections": len(self.clients),
             "nodes": len(self.nodes),
             "rooms": len(self.rooms),
-            "participants": sum(len(m) for m in self.rooms.values()),
+            "participants": self.participants(),
             **self.stats,
         }

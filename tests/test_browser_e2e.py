@@ -1,5 +1,8 @@
 """End to end in headless Chromium: two tabs join one room by deep link and see each other.
 
+Over https:// and wss:// with the certificate `python -m lpstream cert` makes (the browser
+accepts it as a user would click through; the camera needs a secure page).
+
 Chromium's fake camera plays a real face video (d0.mp4, converted to .y4m). Each page must
 show the other's avatar: the remote <video> advances and its pixels are non-blank and
 change; the motion the node sends stays under 10 kbit/s.
@@ -22,6 +25,7 @@ import pytest
 
 from lpstream.node import NodeConfig
 from lpstream.serve import CallServer, ServeConfig
+from lpstream.tls import make_self_signed
 from signaling import Limits
 from tests.conftest import shared_file
 
@@ -91,11 +95,15 @@ def fake_camera(tmp_path: Path) -> Path:
 async def test_two_tabs_call_each_other(fake_camera: Path, tmp_path: Path) -> None:
     from playwright.async_api import async_playwright
 
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    make_self_signed(cert, key, ["127.0.0.1", "localhost"])
     server = CallServer(
-        ServeConfig(port=0), NodeConfig(node_id="e2e", backend="meshwarp", workers=2), Limits()
+        ServeConfig(port=0, tls_cert=cert, tls_key=key),
+        NodeConfig(node_id="e2e", backend="meshwarp", workers=2),
+        Limits(),
     )
     await server.start()
-    base = f"http://127.0.0.1:{server.port}"
+    base = f"https://127.0.0.1:{server.port}"
     try:
         async with async_playwright() as playwright:
             browser = await playwright.chromium.launch(
@@ -111,7 +119,9 @@ async def test_two_tabs_call_each_other(fake_camera: Path, tmp_path: Path) -> No
                     f"--use-file-for-fake-video-capture={fake_camera}",
                 ],
             )
-            context = await browser.new_context(viewport={"width": 1100, "height": 900})
+            context = await browser.new_context(
+                viewport={"width": 1100, "height": 900}, ignore_https_errors=True
+            )
             pages = [await context.new_page() for _ in range(2)]
             logs: list[str] = []
             for page, name in zip(pages, ("ann", "bob"), strict=True):
@@ -136,6 +146,9 @@ async def test_two_tabs_call_each_other(fake_camera: Path, tmp_path: Path) -> No
                     f"states {states}\nsources {sources}\nlogs {logs[-20:]}"
                 ) from None
             assert {first[0]["name"], first[1]["name"]} == {"ann", "bob"}, "each sees the other"
+            assert await pages[0].evaluate("() => location.protocol + isSecureContext") == (
+                "https:true"
+            )
             # Playing and changing: sample each page a few times; some consecutive pair must
             # differ visibly (not only by codec noise) in a part of the frame (mouth, eyes...).
             samples = [first]

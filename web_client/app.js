@@ -199,6 +199,8 @@ async function join(event) {
     signaling = new Signaling(url);
     await signaling.open();
     signaling.addEventListener("close", () => reconnectSoon("signaling connection lost"));
+    // The server is shutting down (draining): say so; the retry after it closes rejoins.
+    signaling.addEventListener("notice", (e) => banner(e.detail.message, "info"));
     signaling.addEventListener("error", (e) => {
       banner(`${e.detail.code}: ${e.detail.message}`);
       if (["replaced", "room-full", "bad-token"].includes(e.detail.code)) {

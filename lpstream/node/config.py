@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from lpstream.ice import IceServer
+
 
 @dataclass
 class NodeConfig:
@@ -21,8 +23,8 @@ class NodeConfig:
     """LivePortrait weights folder (only the LivePortrait backend needs it)."""
     device: str = "auto"
     """Torch/ONNX device for backends that use one."""
-    ice_servers: list[str] = field(default_factory=list)
-    """STUN/TURN URLs, e.g. 'stun:stun.example.org:3478' (none on a LAN or loopback)."""
+    ice_servers: list[IceServer] = field(default_factory=list)
+    """STUN/TURN servers with their credentials (none on a LAN or loopback)."""
     fps: float = 25.0
     """Avatar output frame rate, and the most camera frames per second the sender stage takes."""
     portrait_max_side: int = 256
