@@ -14,11 +14,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
+from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamTrack
 
 from lpstream.errors import LpstreamError
-from lpstream.ice import IceServer
 from lpstream.node import browser_control
 from lpstream.node.browser_control import ControlMessageError, PortraitHeader
 from lpstream.node.endpoints import Downlink, Uplink
@@ -29,15 +28,6 @@ from lpstream.rate_limit import TokenBucket
 log = logging.getLogger("lpstream.node")
 
 STATS_PERIOD_S = 1.0
-
-
-def peer_connection(ice_servers: list[IceServer], name: str = "node") -> RTCPeerConnection:
-    """A peer connection; shared-secret TURN credentials are minted fresh for each one."""
-    servers = [
-        RTCIceServer(urls=list(s.urls), username=s.username, credential=s.credential)
-        for s in (server.resolved(name) for server in ice_servers)
-    ]
-    return RTCPeerConnection(RTCConfiguration(iceServers=servers))
 
 
 @dataclass

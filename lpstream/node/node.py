@@ -14,12 +14,7 @@ from typing import Any
 
 from lpstream.backend import BackendOptions
 from lpstream.backend_registry import choose_backend
-from lpstream.node.browser_session import (
-    BrowserSession,
-    SessionEvents,
-    SessionInfo,
-    peer_connection,
-)
+from lpstream.node.browser_session import BrowserSession, SessionEvents, SessionInfo
 from lpstream.node.config import NodeConfig
 from lpstream.node.endpoint_kinds import (
     DEFAULT_DOWNLINK,
@@ -29,6 +24,7 @@ from lpstream.node.endpoint_kinds import (
 )
 from lpstream.node.endpoints import EndpointContext
 from lpstream.node.node_links import NodeLinks
+from lpstream.node.peer_connection import peer_connection
 from lpstream.node.rooms import RoomDirectory, RoomUpdate, assign_slots
 from lpstream.node.router import Router
 from lpstream.node.shutdown import CLOSE_TIMEOUT_S, bounded

@@ -15,8 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from lpstream.node.browser_session import peer_connection
+from lpstream.ice import IceServer
 from lpstream.node.link import LinkEvents, NodeLink
+from lpstream.node.peer_connection import peer_connection
 from lpstream.node.portrait_image import Portrait
 from lpstream.node.rooms import RoomDirectory
 from lpstream.node.router import Router
@@ -60,7 +61,7 @@ class NodeLinks:
     def __init__(
         self,
         own_id: str,
-        ice_servers: list[str],
+        ice_servers: list[IceServer],
         directory: RoomDirectory,
         router: Router,
         send_signal: SendSignal,

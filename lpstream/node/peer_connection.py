@@ -1,0 +1,16 @@
+"""aiortc peer connections as the node makes them: with this node's STUN/TURN servers."""
+
+from __future__ import annotations
+
+from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection
+
+from lpstream.ice import IceServer
+
+
+def peer_connection(ice_servers: list[IceServer], name: str = "node") -> RTCPeerConnection:
+    """A peer connection; shared-secret TURN credentials are minted fresh for each one."""
+    servers = [
+        RTCIceServer(urls=list(s.urls), username=s.username, credential=s.credential)
+        for s in (server.resolved(name) for server in ice_servers)
+    ]
+    return RTCPeerConnection(RTCConfiguration(iceServers=servers))
