@@ -107,6 +107,9 @@ class Backend(Protocol):
     """Other names `--backend` accepts."""
     codec_profile: CodecProfile
     """Codec profile of the kind of motion its sender produces (travels in keyframes)."""
+    runs_in_browser: bool
+    """Whether the web client can extract and render this backend's motion itself (then a
+    browser may send and receive motion instead of camera and video)."""
 
     def unavailable_reason(self, options: BackendOptions) -> str | None:
         """None when the backend can run here with `options`, else why not, in words a user
@@ -119,4 +122,9 @@ class Backend(Protocol):
 
     def create_renderer(self, options: BackendOptions) -> AvatarRenderer:
         """A new renderer stage (one per animated portrait)."""
+        ...
+
+    def browser_source(self, image_rgb: np.ndarray) -> dict[str, object]:
+        """What the web client's renderer needs of a portrait, JSON-serialisable (only when
+        `runs_in_browser`; raises NoFaceError without a face)."""
         ...

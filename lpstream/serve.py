@@ -221,6 +221,9 @@ class CallServer:
             "iceServers": [server.browser_entry(page) for server in self.node_config.ice_servers],
             "slots": self.node_config.avatar_slots,
             "tokens": bool(self.config.token_secret),
+            # The page picks the first kind it can run (it falls back to the last).
+            "uplinks": self.node.uplinks if self.node else [],
+            "downlinks": self.node.downlinks if self.node else [],
         }
 
     def _static(self, path: str) -> Response:

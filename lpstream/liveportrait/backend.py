@@ -9,6 +9,8 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
+import numpy as np
+
 from lpstream.backend import AvatarRenderer, BackendOptions, MotionSender
 from lpstream.errors import BackendError
 from lpstream.protocol.profiles import KEYPOINTS, CodecProfile
@@ -25,6 +27,7 @@ class LivePortraitBackend:
     name = "liveportrait"
     aliases: tuple[str, ...] = ()
     codec_profile: CodecProfile = KEYPOINTS
+    runs_in_browser = False  # its networks need a GPU-class machine, not a page
 
     def unavailable_reason(self, options: BackendOptions) -> str | None:
         """Why the weights folder cannot be used (missing, incomplete, wrong layout), or None."""
@@ -55,6 +58,9 @@ class LivePortraitBackend:
             _networks(options), device=options.device
         )
         return renderer
+
+    def browser_source(self, image_rgb: np.ndarray) -> dict[str, object]:
+        raise BackendError("the LivePortrait backend renders on the node, not in a browser")
 
 
 def _stages(module: str) -> ModuleType:

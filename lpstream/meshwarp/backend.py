@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from lpstream.backend import AvatarRenderer, BackendOptions, MotionSender
 from lpstream.protocol.profiles import LANDMARKS, CodecProfile
 
@@ -12,6 +14,7 @@ class MeshwarpBackend:
     name = "meshwarp"
     aliases: tuple[str, ...] = ("builtin",)
     codec_profile: CodecProfile = LANDMARKS
+    runs_in_browser = True  # web_client/sender and web_client/render implement both stages
 
     def unavailable_reason(self, options: BackendOptions) -> str | None:
         return None  # needs nothing beyond the installed packages
@@ -25,6 +28,11 @@ class MeshwarpBackend:
         from lpstream.meshwarp.renderer import MeshwarpRenderer
 
         return MeshwarpRenderer()
+
+    def browser_source(self, image_rgb: np.ndarray) -> dict[str, object]:
+        from lpstream.meshwarp.browser_source import browser_source
+
+        return browser_source(image_rgb)
 
 
 BACKEND = MeshwarpBackend()

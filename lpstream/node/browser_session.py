@@ -174,7 +174,9 @@ class BrowserSession:
             elif kind == "ping":
                 t = message.get("t")
                 self.send_control({"type": "pong", "t": t if isinstance(t, int | float) else None})
-            else:
+            elif not (
+                self.uplink.handle_control(message) or self.downlink.handle_control(message)
+            ):
                 raise ControlMessageError(f"unknown control message {kind!r:.40}")
         except ControlMessageError as exc:
             self.error("control", str(exc))

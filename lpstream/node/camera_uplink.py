@@ -53,6 +53,9 @@ class CameraUplink:
     def adopt_channel(self, channel: Any) -> bool:
         return False
 
+    def handle_control(self, message: dict[str, Any]) -> bool:
+        return False
+
     def _count_rtp_bytes(self, receiver: Any) -> None:
         """Measure the camera's real RTP bitrate: what sending video would cost."""
         handle = receiver._handle_rtp_packet  # aiortc has no bytesReceived in inbound stats

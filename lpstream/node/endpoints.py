@@ -32,6 +32,8 @@ class EndpointContext:
     """The participant's own stream (what an uplink publishes to)."""
     report_render_error: Callable[[str, Exception], None]
     """(source id, error): a tile could not render that source."""
+    send_control: Callable[[dict[str, Any]], None]
+    """A JSON message to this participant's page (`control` channel; dropped until open)."""
 
 
 class Uplink(Protocol):
@@ -43,6 +45,10 @@ class Uplink(Protocol):
 
     def adopt_channel(self, channel: Any) -> bool:
         """A data channel the browser opened; True if this uplink takes it."""
+        ...
+
+    def handle_control(self, message: dict[str, Any]) -> bool:
+        """A JSON control message the session does not know; True if this uplink took it."""
         ...
 
     def figures(self) -> dict[str, float]:
@@ -67,6 +73,10 @@ class Downlink(Protocol):
 
     def set_controls(self, controls: Controls) -> None:
         """The viewer's sliders."""
+        ...
+
+    def handle_control(self, message: dict[str, Any]) -> bool:
+        """A JSON control message the session does not know; True if this downlink took it."""
         ...
 
     def tile_figures(self, source_id: str) -> dict[str, float] | None:

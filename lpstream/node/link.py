@@ -21,6 +21,7 @@ import numpy as np
 from aiortc import RTCPeerConnection, RTCSessionDescription
 
 from lpstream.errors import LpstreamError
+from lpstream.node.framing import frame_packet, unframe_packet
 from lpstream.node.meters import RateMeter
 from lpstream.node.shutdown import bounded
 from lpstream.protocol import (
@@ -31,7 +32,6 @@ from lpstream.protocol import (
     PortraitReceiver,
     PortraitRejectedError,
     PortraitSender,
-    ProtocolError,
     Stats,
     decode_message,
 )
@@ -41,20 +41,6 @@ log = logging.getLogger("lpstream.node")
 
 MAX_JSON_MESSAGE_BYTES = 512
 MAX_CAMERA_KBPS = 1_000_000.0
-
-
-def frame_packet(participant_id: str, packet: bytes) -> bytes:
-    name = participant_id.encode()
-    if len(name) > 255:
-        raise ValueError("participant id too long")
-    return bytes([len(name)]) + name + packet
-
-
-def unframe_packet(message: bytes) -> tuple[str, bytes]:
-    if not message or len(message) < 1 + message[0]:
-        raise ValueError("truncated frame")
-    length = message[0]
-    return message[1 : 1 + length].decode(), message[1 + length :]
 
 
 class LinkEvents:
@@ -267,4 +253,4 @@ class NodeLink:
         await bounded(self.pc.close(), "closing a node link")
 
 
-__all__ = ["LinkEvents", "NodeLink", "ProtocolError", "frame_packet", "unframe_packet"]
+__all__ = ["LinkEvents", "NodeLink"]

@@ -17,10 +17,13 @@ from lpstream.backend_registry import choose_backend
 from lpstream.node.browser_session import BrowserSession, SessionEvents, SessionInfo
 from lpstream.node.config import NodeConfig
 from lpstream.node.endpoint_kinds import (
-    DEFAULT_DOWNLINK,
-    DEFAULT_UPLINK,
+    DOWNLINKS,
+    FALLBACK_DOWNLINK,
+    FALLBACK_UPLINK,
+    UPLINKS,
     create_downlink,
     create_uplink,
+    offered,
 )
 from lpstream.node.endpoints import EndpointContext
 from lpstream.node.node_links import NodeLinks
@@ -43,6 +46,9 @@ class Node:
         options = BackendOptions(Path(config.weights) if config.weights else None, config.device)
         self.backend = choose_backend(config.backend, options).backend
         self.backend_name = self.backend.name
+        self.uplinks = offered(UPLINKS, self.backend)
+        """Kinds of uplink a page may ask for, the preferred first."""
+        self.downlinks = offered(DOWNLINKS, self.backend)
         self.executor = ThreadPoolExecutor(config.workers, thread_name_prefix="lpstream-stage")
         self.stages = StagePool(self.backend, options, self.executor)
         self.router = Router()
@@ -142,9 +148,16 @@ class Node:
             self.router,
             route,
             self._report_render_error,
+            lambda message: self._send_control(participant_id, message),
         )
-        uplink = create_uplink(str(data.get("uplink", DEFAULT_UPLINK)), context)
-        downlink = create_downlink(str(data.get("downlink", DEFAULT_DOWNLINK)), context)
+        try:
+            uplink = create_uplink(str(data.get("uplink", FALLBACK_UPLINK)), context)
+            downlink = create_downlink(str(data.get("downlink", FALLBACK_DOWNLINK)), context)
+        except ValueError as exc:  # the page asked for a kind this node cannot serve
+            await self.signaling.send_signal(
+                participant_id, {"kind": "refused", "message": str(exc)}
+            )
+            return
         info = SessionInfo(
             participant_id,
             member.name,
@@ -185,6 +198,11 @@ class Node:
             self._last_render_error.pop(session.id, None)
             route.set_portrait(portrait)
         return portrait.sha256
+
+    def _send_control(self, participant_id: str, message: dict[str, Any]) -> None:
+        session = self.sessions.get(participant_id)
+        if session is not None:
+            session.send_control(message)
 
     def _report_render_error(self, source_id: str, exc: Exception) -> None:
         self.render_errors += 1

@@ -39,6 +39,9 @@ class VideoDownlink:
     def adopt_channel(self, channel: Any) -> bool:
         return False
 
+    def handle_control(self, message: dict[str, Any]) -> bool:
+        return False
+
     def set_controls(self, controls: Controls) -> None:
         self.controls = controls
 
