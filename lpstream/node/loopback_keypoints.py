@@ -23,6 +23,7 @@ from lpstream.node.shutdown import bounded
 from lpstream.protocol import (
     LANDMARKS,
     DecodeStatus,
+    FeedbackPacer,
     MotionDecoder,
     MotionEncoder,
     PortraitReceiver,
@@ -38,6 +39,7 @@ class SourceSeen:
     """What the page knows of one other participant."""
 
     decoder: MotionDecoder = field(default_factory=MotionDecoder)
+    pacer: FeedbackPacer | None = None
     statuses: list[DecodeStatus] = field(default_factory=list)
     portrait_sha256: str | None = None
     source_data: dict[str, Any] | None = None
@@ -135,9 +137,11 @@ class KeypointBrowser:
         source_id, packet = unframe_packet(message)
         seen = self.seen.setdefault(source_id, SourceSeen())
         seen.packet_bytes += len(message)
+        if seen.pacer is None:
+            seen.pacer = FeedbackPacer(seen.decoder)
         seen.decoder.decode(packet)
         seen.statuses.append(seen.decoder.last_status)
-        feedback = seen.decoder.feedback()
+        feedback = seen.pacer.poll()
         if feedback is not None:
             self.channels["motion-down"].send(frame_packet(source_id, feedback))
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from lpstream.backend import BackendOptions
 from lpstream.backend_registry import choose_backend
+from lpstream.node import sctp_acks
 from lpstream.node.browser_session import BrowserSession, SessionEvents, SessionInfo
 from lpstream.node.config import NodeConfig
 from lpstream.node.endpoint_kinds import (
@@ -46,6 +47,7 @@ class Node:
         options = BackendOptions(Path(config.weights) if config.weights else None, config.device)
         self.backend = choose_backend(config.backend, options).backend
         self.backend_name = self.backend.name
+        sctp_acks.install()  # acknowledge every second packet, as browsers do
         self.uplinks = offered(UPLINKS, self.backend)
         """Kinds of uplink a page may ask for, the preferred first."""
         self.downlinks = offered(DOWNLINKS, self.backend)

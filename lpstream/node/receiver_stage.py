@@ -23,7 +23,7 @@ from lpstream.node.meters import LatencyMeter, RateMeter
 from lpstream.node.portrait_image import Portrait
 from lpstream.node.shutdown import bounded
 from lpstream.node.stage_timing import StageTiming, run_timed
-from lpstream.protocol import MotionDecoder
+from lpstream.protocol import FeedbackPacer, MotionDecoder
 
 log = logging.getLogger("lpstream.node")
 
@@ -51,6 +51,7 @@ class ReceiverStage:
         self._on_error = on_error
         self._release = release
         self.decoder = MotionDecoder()
+        self._feedback = FeedbackPacer(self.decoder)
         self.render_timing = StageTiming()
         self.latency = LatencyMeter()
         self.fps = RateMeter()
@@ -82,7 +83,7 @@ class ReceiverStage:
             self._motion, self._stamp = motion, stamp
             self._version += 1
             self.wake.set()
-        return self.decoder.feedback()
+        return self._feedback.poll()
 
     def on_portrait(self, portrait: Portrait) -> None:
         self._portrait = portrait

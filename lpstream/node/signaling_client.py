@@ -13,11 +13,14 @@ from typing import Any
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from lpstream.node.shutdown import bounded
+
 log = logging.getLogger("lpstream.node")
 
 MAX_SIGNALING_MESSAGE_BYTES = 256 * 1024
 FIRST_RETRY_S = 0.5
 LAST_RETRY_S = 10.0
+STOP_ATTEMPTS = 5
 
 
 @dataclass
@@ -40,17 +43,28 @@ class SignalingClient:
         self.errors = 0
         self._ws: ClientConnection | None = None
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="node-signaling")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+        """Stop for good. Cancelling alone is not enough: a cancellation that lands while a
+        library call (a websocket close, a wait_for) finishes can be swallowed, so the loop is
+        told to end, the socket is closed, and the task is cancelled until it is done."""
+        self._stopping = True
+        task = self._task
+        if task is None:
+            return
+        if self._ws is not None:
+            await bounded(self._ws.close(), "closing the signaling websocket")
+        for _ in range(STOP_ATTEMPTS):
+            if task.done():
+                break
+            task.cancel()
+            await asyncio.wait({task}, timeout=1.0)
+        if not task.done():
+            log.warning("shutdown: the signaling client did not stop")
 
     async def send_signal(self, to: str, data: dict[str, Any]) -> None:
         if self._ws is not None:
@@ -58,7 +72,7 @@ class SignalingClient:
 
     async def _run(self) -> None:
         delay = FIRST_RETRY_S
-        while True:
+        while not self._stopping:
             try:
                 async with connect(self.url, max_size=MAX_SIGNALING_MESSAGE_BYTES) as ws:
                     self._ws = ws
@@ -74,6 +88,8 @@ class SignalingClient:
                 log.warning("signaling connection lost (%s); retrying in %.1fs", exc, delay)
             self._ws = None
             self.registered.clear()
+            if self._stopping:
+                return
             await asyncio.sleep(delay)
             delay = min(delay * 2, LAST_RETRY_S)
 

@@ -14,6 +14,7 @@ from lpstream.protocol.control import Bye, Hello
 from lpstream.protocol.errors import ProtocolError
 from lpstream.protocol.feedback import Feedback
 from lpstream.protocol.feedback_loop import FEEDBACK_DELAY, FeedbackLoop, LoopRun, LoopStep
+from lpstream.protocol.feedback_pacing import FEEDBACK_EVERY_PACKETS, FeedbackPacer
 from lpstream.protocol.messages import KeyframeRequest, decode_message
 from lpstream.protocol.motion_codec import DecodeStatus, MotionDecoder, MotionEncoder
 from lpstream.protocol.motion_packet import MotionPacket
@@ -24,6 +25,7 @@ from lpstream.protocol.wire import MAX_PACKET_BYTES, PROTOCOL_VERSION, Kind
 
 __all__ = [
     "FEEDBACK_DELAY",
+    "FEEDBACK_EVERY_PACKETS",
     "KEYPOINTS",
     "LANDMARKS",
     "MAX_PACKET_BYTES",
@@ -33,6 +35,7 @@ __all__ = [
     "DecodeStatus",
     "Feedback",
     "FeedbackLoop",
+    "FeedbackPacer",
     "Hello",
     "KeyframeRequest",
     "Kind",

@@ -382,6 +382,11 @@ class MotionDecoder:
         self.last_status = DecodeStatus.DECODED
         return motion.copy()
 
+    @property
+    def keyframe_needed(self) -> bool:
+        """The decoder cannot go on without a keyframe (its next feedback asks for one)."""
+        return self._keyframe_needed
+
     def feedback(self) -> bytes | None:
         """Feedback for the reliable channel, or None when nothing changed since last call."""
         if not self._pending_acks and not self._keyframe_needed:
