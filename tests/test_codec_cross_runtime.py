@@ -21,16 +21,17 @@ import pytest
 
 from lpstream.motion import Motion
 from lpstream.protocol import (
-    FeedbackLoop,
     KEYPOINTS,
     LANDMARKS,
+    FeedbackLoop,
     MotionDecoder,
     MotionEncoder,
     PortraitReceiver,
     PortraitSender,
     ProtocolError,
+    export_js,
 )
-from lpstream.protocol import export_js
+from lpstream.protocol import motion_fields as mf
 from lpstream.protocol.portrait import PortraitReply, RejectCode
 from lpstream.protocol.probability_tables import KEY_TABLES
 from lpstream.protocol.profiles import PROFILES
@@ -169,7 +170,8 @@ def scenarios() -> list[dict]:
         start = 4_294_960_000 if n == 1 else 1000 * n  # one clip wraps the u32 timestamp
         timestamps = [(start + round(i * 1000 / fps)) % (1 << 32) for i in range(len(motions))]
         loss = (0.1, 0.2, 0.3)[n % 3]
-        options = dict(loss=loss, reorder=0.1 if n % 2 else 0.0, seed=n, keyframe_at=len(motions) // 2)
+        reorder = 0.1 if n % 2 else 0.0
+        options = dict(loss=loss, reorder=reorder, seed=n, keyframe_at=len(motions) // 2)
         out.append({
             "name": name,
             "profile": profile.profile_id,
@@ -180,6 +182,25 @@ def scenarios() -> list[dict]:
             "js": {"loss": loss, "reorder": 0.1, "seed": 100 + n, "keyframeAt": len(motions) // 3},
         })
     return out
+
+
+def unit_cases() -> list[dict]:
+    """Motions with half-unit ties, out-of-range and float32-sensitive values, and their units."""
+    rng = np.random.default_rng(3)
+    cases = []
+    for n in range(300):
+        half = lambda unit: (int(rng.integers(-200_000, 200_000)) + 0.5) * unit  # noqa: E731
+        motion = Motion(
+            half(1e-3), half(1e-3) if n % 2 else float(rng.uniform(-400, 400)), half(1e-3),
+            rng.uniform(-5, 5, 3), abs(half(1e-5)) if n % 3 else float(rng.uniform(0, 9)),
+            rng.normal(0, 0.3 if n % 4 else 2.0, (21, 3)),
+            None if n % 5 == 0 else rng.uniform(-1, 5, 2),
+            None if n % 7 == 0 else abs(half(1e-5)),
+        )
+        units = mf.motion_to_units(motion)
+        cases.append({"motion": flat(motion), "values": units.values,
+                      "decoded": flat(mf.units_to_motion(units))})
+    return cases
 
 
 def tables() -> dict:
@@ -214,6 +235,7 @@ def exchange(tmp_path_factory) -> dict:
     folder = tmp_path_factory.mktemp("cross_runtime")
     data = {
         "tables": tables(),
+        "units": unit_cases(),
         "scenarios": scenarios(),
         "fixtures": {p.name: p.read_bytes().hex() for p in sorted(FIXTURES.glob("*.bin"))},
         "portrait": portrait_exchange(shared_file("media/mona_lisa.jpg").read_bytes()),
@@ -243,7 +265,7 @@ def test_js_checks_pass(exchange: dict) -> None:
     checks = exchange["output"]["checks"]
     failed = {name: errors for name, errors in checks.items() if errors}
     assert not failed, json.dumps(failed, indent=1)[:4000]
-    expected = {"tables", "fixtures", "feedback", "portrait", "fuzz"}
+    expected = {"tables", "units", "fixtures", "feedback", "portrait", "fuzz"}
     expected |= {f"python→js {s['name']}" for s in exchange["input"]["scenarios"]}
     assert expected <= set(checks)
 

@@ -25,6 +25,8 @@ import {
   decodeMessage,
   encodeKeyframeRequest,
   makeMotion,
+  motionToUnits,
+  unitsToMotion,
 } from "../index.js";
 import { KEY_TABLES } from "../tables.js";
 
@@ -74,6 +76,15 @@ check("tables", (fail) => {
   for (const [id, delta] of Object.entries(input.tables.delta)) {
     compare(`profile ${id} delta tables`, PROFILES.get(Number(id)).deltaTables, delta);
   }
+});
+
+// --- quantiser inputs: float32 rounding, ties (Python's round), clamping ---------------
+check("units", (fail) => {
+  input.units.forEach(({ motion, values, decoded }, n) => {
+    const units = motionToUnits(makeMotion(motion));
+    if (!same(units.values, values)) fail(`case ${n}: units ${units.values} != ${values}`);
+    else if (!same(flat(unitsToMotion(units)), decoded)) fail(`case ${n}: decoded motion differs`);
+  });
 });
 
 // --- golden fixtures (tests/test_protocol_golden.py's expectations) ------------------------
