@@ -293,6 +293,8 @@ def test_fuzzed_packets_decode_alike(exchange: dict) -> None:
     """Hostile bytes: JS and Python agree on every result (error or decoded motion)."""
     cases = exchange["output"]["fuzzCases"]
     assert len(cases) >= 500
+    statuses = {case["result"].get("status") for case in cases}
+    assert {"concealed", "decoded", "waiting", None} <= statuses, statuses
     for case in cases:
         decoder = MotionDecoder()
         for prefix in case["prefix"]:

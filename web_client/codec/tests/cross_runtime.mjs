@@ -296,7 +296,8 @@ const fuzzCases = [];
   const golden = Object.values(input.fixtures).map(unhex);
   const stream = input.scenarios.flatMap((s) => s.steps.slice(0, 40).map((st) => unhex(st.packet)));
   const seeds = [...golden, ...stream, ...portrait.chunks.slice(0, 2).map(unhex), unhex(portrait.offer)];
-  const prefixes = input.scenarios.map((s) => s.steps.slice(0, 6).map((st) => st.packet));
+  const prefixes = [[], ...input.scenarios.map((s) => s.steps.slice(0, 6).map((st) => st.packet))];
+  const laters = input.scenarios.map((s) => s.steps.slice(12, 40).map((st) => unhex(st.packet)));
   const mutate = (bytes) => {
     const choice = rand();
     if (choice < 0.2) return Uint8Array.from({ length: Math.floor(rand() * 40) }, () => Math.floor(rand() * 256));
@@ -317,8 +318,10 @@ const fuzzCases = [];
   const receiver = new PortraitReceiver();
   const encoder = new MotionEncoder();
   for (let n = 0; n < 4000; n++) {
-    const bytes = mutate(seeds[Math.floor(rand() * seeds.length)]);
     const prefix = prefixes[n % prefixes.length];
+    const later = laters[n % laters.length];
+    // Every 8th: an intact packet whose reference the prefix never saw (CONCEALED/WAITING).
+    const bytes = n % 8 === 0 ? later[Math.floor(rand() * later.length)] : mutate(seeds[Math.floor(rand() * seeds.length)]);
     const decoder = new MotionDecoder();
     for (const p of prefix) decoder.decode(unhex(p));
     let result;
