@@ -31,6 +31,10 @@ import {
 import { KEY_TABLES } from "../tables.js";
 
 const [inputPath, outputPath] = process.argv.slice(2);
+if (!outputPath) {
+  console.error("usage: node cross_runtime.mjs INPUT.json OUTPUT.json (run by tests/test_codec_cross_runtime.py)");
+  process.exit(2);
+}
 const input = JSON.parse(readFileSync(inputPath, "utf-8"));
 const checks = {};
 const hex = (bytes) => Buffer.from(bytes).toString("hex");
