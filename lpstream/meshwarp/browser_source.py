@@ -68,7 +68,5 @@ def browser_source(renderer: MeshwarpRenderer) -> dict[str, Any]:
         "mouthRatio": float(source.mouth_ratio),
         "lidRgb": _flat(np.stack(source.lid_rgb), 4),
         "eyeRatios": [float(r) for r in source.eye_ratios],
-        "faceBox": _flat(
-            np.concatenate([points.min(axis=0), points.max(axis=0)]), 5
-        ),
+        "faceBox": _flat(np.concatenate([points.min(axis=0), points.max(axis=0)]), 5),
     }

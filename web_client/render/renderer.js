@@ -129,7 +129,7 @@ uniform float uLashDarkness;
 out vec4 colour;
 void main() {
   ivec2 p = ivec2(gl_FragCoord.xy);
-  vec3 patch = texelFetch(uFrame, p, 0).rgb * 255.0;
+  vec3 under = texelFetch(uFrame, p, 0).rgb * 255.0;
   vec2 mask = texelFetch(uMask, p, 0).rg;
   vec3 painted;
   if (uMode == 0) {
@@ -139,11 +139,11 @@ void main() {
     float teeth = clamp((0.28 - depth) / 0.12, 0.0, 1.0) * teethVisibility;
     vec3 shading = cavity * (1.0 - teeth) + uTeeth * 0.8 * teeth;
     float alpha = mask.r * uStrength;
-    painted = patch * (1.0 - alpha) + shading * alpha;
+    painted = under * (1.0 - alpha) + shading * alpha;
   } else {
     float alpha = mask.r * uStrength;
     float lash = mask.g * uStrength * 0.8;
-    painted = patch * (1.0 - alpha) + uColour * alpha;
+    painted = under * (1.0 - alpha) + uColour * alpha;
     painted = painted * (1.0 - lash) + uColour * uLashDarkness * lash;
   }
   colour = vec4(floor(painted + 1e-3) / 255.0, 1.0);
