@@ -59,7 +59,11 @@ def main() -> None:
     motions, _ = motions_from_video(media / "d3.mp4", max_frames=FRAMES)
     settings = {"default": Controls(), "sliders": Controls(0.05, 0.4, 0.5, False)}
     results: dict[str, object] = {
-        "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
+        "machine": {
+            "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+            "load_average_1min": os.getloadavg()[0],  # shared machines: read with care
+        },
         "frames": len(motions),
         "target_js_ms": TARGET_MS,
         "cases": {},
