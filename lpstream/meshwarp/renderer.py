@@ -173,6 +173,11 @@ class MeshwarpRenderer:
     def reset_reference(self) -> None:
         self._reference = None
 
+    @property
+    def prepared_source(self) -> _Source:
+        """What `set_source` computed (read by `browser_source` for the browser renderer)."""
+        return self._require_source()
+
     # -- per frame -----------------------------------------------------------------------
     def target_mesh(self, motion: Motion, controls: Controls) -> tuple[np.ndarray, np.ndarray]:
         """Target (468, 2) pixel positions and (468,) depths (towards the viewer)."""
