@@ -7,6 +7,24 @@ import { Face } from './face_tracker.js';
 export const DEFAULT_WASM_BASE = new URL('../vendor/tasks-vision/wasm', import.meta.url).href;
 export const DEFAULT_MODEL_URL = '/models/face_landmarker.task';
 const MIN_CONFIDENCE = 0.5;
+const TELEMETRY = 'https://odml.pa.googleapis.com/';
+
+// tasks-vision 1.1.0 posts usage statistics (task, latencies) to Google once a minute and on
+// close, through the page's fetch, with no documented opt-out. A call must not reach beyond
+// the node (it may be offline, and the camera user never agreed to it): those requests are
+// answered locally. Only that endpoint is affected; tests/test_browser_sender.py blocks
+// everything but loopback and fails on any other outside request.
+function silenceTelemetry() {
+  const fetch = globalThis.fetch;
+  if (fetch.lpstreamSilenced) return;
+  const guarded = (input, init) => {
+    const url = typeof input === 'string' ? input : input instanceof URL ? input.href : input?.url;
+    if (url?.startsWith(TELEMETRY)) return Promise.resolve(new Response('', { status: 204 }));
+    return fetch(input, init);
+  };
+  guarded.lpstreamSilenced = true;
+  globalThis.fetch = guarded;
+}
 
 /** [width, height] of anything MediaPipe accepts (video, image, canvas, bitmap, VideoFrame). */
 export function frameSize(source) {
@@ -35,6 +53,7 @@ export class LandmarkDetector {
    *   vision from `loadVision`, model from `fetchModel`.
    */
   static async create({ vision, model, maxFaces = 2, videoMode = true }) {
+    silenceTelemetry();
     const landmarker = await FaceLandmarker.createFromOptions(vision, {
       baseOptions: { modelAssetBuffer: model, delegate: 'CPU' },
       runningMode: videoMode ? 'VIDEO' : 'IMAGE',
