@@ -4,8 +4,8 @@ Run: `.venv/bin/python bench/browser_sender.py [--frames N] [--size 320x240]`. C
 camera plays ../shared/media/d0.mp4 (letterboxed, 25 fps); the page runs web_client/sender's
 KeypointSender (MediaPipe Tasks for Web, CPU delegate, served by the node) on every camera
 frame and times `extract` (landmarks + tracker + motion + smoothing), handing MediaPipe the
-<video> element itself and, for comparison, a canvas copy of it and its ImageData. Python's MeshwarpSender on the
-same frames is timed alongside, as a yardstick for how loaded the machine is.
+<video> element itself and, for comparison, a canvas copy of it and its ImageData. Python's
+MeshwarpSender on the same frames is timed alongside, as a yardstick of the machine's load.
 """
 
 from __future__ import annotations
@@ -59,7 +59,8 @@ PAGE = """async ({ frames }) => {
       let source = video;
       if (mode !== 'video') {
         context.drawImage(video, 0, 0);
-        source = mode === 'canvas' ? canvas : context.getImageData(0, 0, canvas.width, canvas.height);
+        const { width, height } = canvas;
+        source = mode === 'canvas' ? canvas : context.getImageData(0, 0, width, height);
       }
       const start = performance.now();
       const out = sender.extract(source, start);
