@@ -7,11 +7,11 @@ The keypoint "pages" are aiortc peers doing what web_client/ does in keypoint mo
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import os
 from collections.abc import AsyncIterator
 
+import cv2
 import numpy as np
 import pytest
 
@@ -104,8 +104,14 @@ async def test_two_keypoint_pages_exchange_motion_and_portraits_without_media(
     # bob got ann's portrait bytes, content-addressed, and her face id
     ann_at_bob = next(iter(bob.seen.values()))
     await bob.wait_for(lambda: ann_at_bob.portrait_sha256 is not None, 20, "ann's portrait")
-    assert ann_at_bob.portrait_sha256 == hashlib.sha256(ann_portrait).hexdigest()
-    assert ann_at_bob.source_data, "the renderer's data of ann's portrait"
+    # the page gets the portrait as the node renders it, with the renderer data of that image
+    assert ann_at_bob.portrait_sha256 == ann_at_bob.source_sha256
+    data = ann_at_bob.source_data
+    assert data is not None and data["format"] == "lpstream-meshwarp-source"
+    image = bob.portraits.image(bytes.fromhex(ann_at_bob.portrait_sha256))
+    assert image.shape[:2] == (data["height"], data["width"])
+    uploaded = cv2.resize(face_frames[0][:, 40:280], (data["width"], data["height"]))
+    assert np.abs(image.astype(int) - uploaded.astype(int)).mean() < 6, "it is ann's portrait"
     assert ann_at_bob.face == 1
     # the node relays without decoding: no renderer, no sender stage was built for them
     node = server.node

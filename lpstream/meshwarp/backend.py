@@ -31,8 +31,14 @@ class MeshwarpBackend:
 
     def browser_source(self, image_rgb: np.ndarray) -> dict[str, object]:
         from lpstream.meshwarp.browser_source import browser_source
+        from lpstream.meshwarp.renderer import MeshwarpRenderer
 
-        return browser_source(image_rgb)
+        renderer = MeshwarpRenderer()
+        try:
+            renderer.set_source(image_rgb)
+            return browser_source(renderer)
+        finally:
+            renderer.close()
 
 
 BACKEND = MeshwarpBackend()

@@ -13,6 +13,7 @@ Control messages node → browser: `source` (what the page's renderer needs of a
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 from typing import Any
 
@@ -35,7 +36,7 @@ MOTION_CHANNEL = "motion-down"
 PORTRAIT_CHANNEL = "portraits"
 CHANNEL_OPEN_TIMEOUT_S = 20.0
 JPEG_QUALITY = 92
-"""A portrait that reached this node decoded (over a node link) is sent on as JPEG."""
+"""The page gets the portrait as this node renders it (scaled), as JPEG."""
 
 
 class BrowserTile:
@@ -76,6 +77,8 @@ class KeypointDownlink:
         self._portraits_out: dict[str, PortraitSender] = {}
         self._source_data: dict[str, dict[str, object]] = {}
         """Portrait sha256 → what the page's renderer needs of it (computed once)."""
+        self._images: dict[str, bytes] = {}
+        """Portrait sha256 → the JPEG the page gets."""
         self._feedback_budget = TokenBucket(rate=4 * context.config.fps, burst=200)
         self._tasks: set[asyncio.Task[None]] = set()
         self.bytes_out = RateMeter()
@@ -165,9 +168,12 @@ class KeypointDownlink:
                     stages.executor, self._context.backend.browser_source, portrait.rgb
                 )
                 self._source_data[portrait.sha256] = data
-            encoded = portrait.encoded or await loop.run_in_executor(
-                stages.executor, _jpeg, portrait.rgb
-            )
+            # The image as rendered here (scaled to the node's portrait size), so it matches
+            # the renderer data; an upload may be larger.
+            encoded = self._images.get(portrait.sha256)
+            if encoded is None:
+                encoded = await loop.run_in_executor(stages.executor, _jpeg, portrait.rgb)
+                self._images[portrait.sha256] = encoded
             await asyncio.wait_for(self._channels_open.wait(), CHANNEL_OPEN_TIMEOUT_S)
         except (LpstreamError, TimeoutError) as exc:
             log.warning("portrait of %s not sent to %s: %s", source_id, self.participant_id, exc)
@@ -175,7 +181,12 @@ class KeypointDownlink:
         if self.tile_of(source_id) is None:
             return  # the tile changed meanwhile
         self.send_control(
-            {"type": "source", "id": source_id, "sha256": portrait.sha256, "data": data}
+            {
+                "type": "source",
+                "id": source_id,
+                "sha256": hashlib.sha256(encoded).hexdigest(),
+                "data": data,
+            }
         )
         sender = self._portraits_out[source_id] = PortraitSender(encoded)
         self.portraits.send(frame_packet(source_id, sender.offer()))

@@ -43,6 +43,8 @@ class SourceSeen:
     statuses: list[DecodeStatus] = field(default_factory=list)
     portrait_sha256: str | None = None
     source_data: dict[str, Any] | None = None
+    source_sha256: str | None = None
+    """The image the source data belongs to (the portrait as the node renders it)."""
     face: int | None = None
     packet_bytes: int = 0
 
@@ -158,7 +160,8 @@ class KeypointBrowser:
         parsed = json.loads(message)
         self.messages.append(parsed)
         if parsed["type"] == "source":
-            self.seen.setdefault(parsed["id"], SourceSeen()).source_data = parsed["data"]
+            seen = self.seen.setdefault(parsed["id"], SourceSeen())
+            seen.source_data, seen.source_sha256 = parsed["data"], parsed["sha256"]
         elif parsed["type"] == "face":
             self.seen.setdefault(parsed["id"], SourceSeen()).face = parsed["track"]
 
