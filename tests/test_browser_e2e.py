@@ -127,7 +127,10 @@ async def test_two_tabs_call_each_other(fake_camera: Path, tmp_path: Path) -> No
             for page, name in zip(pages, ("ann", "bob"), strict=True):
                 page.on("console", lambda m, n=name: logs.append(f"{n}: {m.text}"))
                 page.on("pageerror", lambda e, n=name: logs.append(f"{n} ERROR: {e}"))
-                await page.goto(f"{base}/?room=e2e&name={name}&autojoin=1")
+                # The camera/video topology (what a LivePortrait node needs), forced by URL.
+                await page.goto(
+                    f"{base}/?room=e2e&name={name}&autojoin=1&uplink=camera&downlink=video"
+                )
 
             try:
                 first = [await sample_until_live(page) for page in pages]

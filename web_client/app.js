@@ -1,6 +1,9 @@
 // lpstream web client: deep link /?room=R&name=N&autojoin=1[&token=T] joins with no clicks.
 
 import { NodeCall } from "./call.js";
+import { KeypointDownlink } from "./keypoint_downlink.js";
+import { KeypointUplink } from "./keypoint_uplink.js";
+import { describeLink, linkStats } from "./link_stats.js";
 import { fromFile, sendPortrait, snapshot } from "./portrait.js";
 import { Signaling } from "./signaling.js";
 import { browserStats, renderSelfStats, renderTileStats } from "./stats.js";
@@ -20,6 +23,7 @@ let camera = null;
 let statsTimer = null;
 let leaving = false;
 let retryTimer = null;
+let kinds = null;
 
 function banner(text, kind = "error") {
   const element = $("banner");
@@ -167,13 +171,90 @@ function showFaceVisibility(stats) {
     : "you — the node turns your camera into motion; the others see your portrait animated by it";
 }
 
+let linkSample = null;
+
 async function pollStats() {
-  if (!call || !state.stats) return;
+  if (!call) return;
+  linkSample = await linkStats(call.pc, linkSample);
+  state.link = linkSample.rates;
+  if (!state.stats) return;
   const local = await browserStats(call.pc);
   state.browser = { rttMs: local.rttMs };
-  renderSelfStats($("self-stats"), state.stats.self, state.stats.backend, local);
+  const own = kinds && kinds.uplink.kind === "keypoints"
+    ? `you send motion from this page, extract ${kinds.uplink.medianExtractMs().toFixed(1)} ms`
+    : null;
+  renderSelfStats($("self-stats"), state.stats.self, state.stats.backend, local, own);
+  $("self-stats").textContent += `\n${describeLink(linkSample.rates)}`;
   for (const tile of state.stats.tiles) {
-    renderTileStats(tileFor(tile.slot).querySelector(".overlay"), tile, local);
+    const page = kinds && kinds.downlink.tileFigures ? kinds.downlink.tileFigures(tile.slot) : null;
+    renderTileStats(tileFor(tile.slot).querySelector(".overlay"), tile, local, page);
+  }
+}
+
+function webgl2Available() {
+  try {
+    return Boolean(document.createElement("canvas").getContext("webgl2"));
+  } catch {
+    return false;
+  }
+}
+
+/** The uplink and downlink to ask the node for: the URL or the switches force one, else the
+ * first the node offers that this page can run; the reasons are shown to the user. */
+async function chooseKinds() {
+  const offered = { up: config.uplinks || ["camera"], down: config.downlinks || ["video"] };
+  const forced = {
+    up: params.get("uplink") || ($("uplink-kind").value !== "auto" ? $("uplink-kind").value : null),
+    down: params.get("downlink") || ($("downlink-kind").value !== "auto" ? $("downlink-kind").value : null),
+  };
+  const why = [];
+  let uplink = { kind: "camera" };
+  const upWanted = forced.up || offered.up[0];
+  if (upWanted === "keypoints" && offered.up.includes("keypoints")) {
+    try {
+      uplink = await KeypointUplink.create();
+      why.push(forced.up ? "keypoints up: asked for" : "keypoints up: this page finds your face");
+    } catch (error) {
+      why.push(`camera up: face landmarks cannot run in this page (${error.message})`);
+    }
+  } else {
+    why.push(offered.up.includes("keypoints") ? "camera up: asked for" : `camera up: the ${config.backend || "node's"} backend needs your camera`);
+  }
+  let downlink = { kind: "video" };
+  const downWanted = forced.down || offered.down[0];
+  if (downWanted === "keypoints" && offered.down.includes("keypoints")) {
+    if (webgl2Available()) {
+      downlink = new KeypointDownlink({
+        canvasFor: (slot) => tileFor(slot).querySelector("canvas"),
+        controls: () => {
+          const c = currentControls();
+          return { eyeOpen: c.eye, lipOpen: c.lip, headMotion: c.head, stitching: c.stitching };
+        },
+      });
+      why.push(forced.down ? "keypoints down: asked for" : "keypoints down: this page renders the others");
+    } else {
+      why.push("video down: this browser has no WebGL2");
+    }
+  } else {
+    why.push(offered.down.includes("keypoints") ? "video down: asked for" : "video down: the node renders the others");
+  }
+  return { uplink, downlink, why };
+}
+
+function showMode() {
+  const up = kinds.uplink.kind;
+  const down = kinds.downlink.kind;
+  const summary = up === "keypoints" && down === "keypoints"
+    ? "only motion crosses your link: your camera stays here, the others are rendered here"
+    : up === "keypoints" ? "your motion goes up; the others come down as video"
+      : down === "keypoints" ? "your camera goes up as video; the others come down as motion"
+        : "video both ways: the node extracts your motion and renders the others";
+  $("mode").textContent = `${summary} (${kinds.why.join("; ")})`;
+  state.mode = { uplink: up, downlink: down, why: kinds.why };
+  for (let slot = 0; slot < config.slots; slot += 1) {
+    const tile = tileFor(slot);
+    tile.querySelector("video").hidden = down === "keypoints";
+    tile.querySelector("canvas").hidden = down !== "keypoints";
   }
 }
 
@@ -213,26 +294,47 @@ async function join(event) {
     state.id = joined.id;
     // The address bar becomes this call's deep link: reloading the tab rejoins it.
     history.replaceState(null, "", `?room=${encodeURIComponent(room)}&name=${encodeURIComponent(name)}` +
-      (params.get("token") ? `&token=${encodeURIComponent(params.get("token"))}` : "") + "&autojoin=1");
+      (params.get("token") ? `&token=${encodeURIComponent(params.get("token"))}` : "") +
+      ["uplink", "downlink"].map((k) => (params.get(k) ? `&${k}=${encodeURIComponent(params.get(k))}` : "")).join("") +
+      "&autojoin=1");
 
     const track = camera.getVideoTracks()[0];
-    call = new NodeCall({ iceServers: config.iceServers, slots: config.slots, cameraTrack: track, cameraStream: camera });
+    kinds = await chooseKinds();
+    showMode();
+    call = new NodeCall({
+      iceServers: config.iceServers, slots: config.slots, uplink: kinds.uplink,
+      downlink: kinds.downlink, cameraTrack: track, cameraStream: camera,
+    });
+    state.call = call;
+    for (const type of ["source", "face"]) {
+      call.addEventListener(type, (e) => { if (kinds.downlink.onControl) kinds.downlink.onControl(e.detail); });
+    }
     call.addEventListener("track", (e) => { tileFor(e.detail.slot).querySelector("video").srcObject = e.detail.stream; });
     call.addEventListener("hello", (e) => { state.backend = e.detail.backend; });
-    call.addEventListener("slots", (e) => onSlots(e.detail.slots));
+    call.addEventListener("slots", (e) => {
+      onSlots(e.detail.slots);
+      if (kinds.downlink.onSlots) kinds.downlink.onSlots(e.detail.slots);
+    });
     call.addEventListener("stats", (e) => { state.stats = e.detail; showFaceVisibility(e.detail); });
     call.addEventListener("error", (e) => {
       if (e.detail.code !== "portrait") banner(`${e.detail.code}: ${e.detail.message}`);
     });
     call.addEventListener("portrait-ok", () => banner("", "info"));
-    call.addEventListener("open", () => { call.send(currentControls()); uploadPortrait(); });
+    call.addEventListener("open", () => {
+      call.send(currentControls());
+      uploadPortrait();
+      if (kinds.uplink.start) kinds.uplink.start($("preview"), (message) => call.send(message));
+    });
     call.addEventListener("state", (e) => {
       if (e.detail === "failed") reconnectSoon("connection to the media node failed");
       if (e.detail === "connected") { state.phase = "in-call"; banner("", "info"); }
     });
     const answer = signaling.next("signal", 20000);
-    signaling.send({ type: "signal", to: joined.node, data: { kind: "offer", sdp: await call.offer() } });
-    await call.answer((await answer).data.sdp);
+    const offer = { kind: "offer", sdp: await call.offer(), uplink: kinds.uplink.kind, downlink: kinds.downlink.kind };
+    signaling.send({ type: "signal", to: joined.node, data: offer });
+    const reply = (await answer).data;
+    if (reply.kind === "refused") throw new Error(`the node refused: ${reply.message}`);
+    await call.answer(reply.sdp);
     clearInterval(statsTimer);
     statsTimer = setInterval(pollStats, 1000);
   } catch (error) {
@@ -251,9 +353,15 @@ function stopTrying() {
 
 function hangUp() {
   clearInterval(statsTimer);
+  if (kinds) {
+    if (kinds.uplink.close) kinds.uplink.close();
+    if (kinds.downlink.close) kinds.downlink.close();
+    kinds = null;
+  }
   if (call) call.close();
   if (signaling) signaling.close();
   call = null;
+  state.call = null;
   signaling = null;
   state.phase = "idle";
   state.stats = null;

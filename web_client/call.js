@@ -1,15 +1,24 @@
-// One RTCPeerConnection to our media node: camera up, one avatar track per other participant
-// down (slot i = transceiver i), a reliable `control` channel for portrait, sliders and stats.
+// One RTCPeerConnection to our media node, shaped by the uplink and downlink kinds
+// (docs/protocol.md §9, §12): uplink `camera` sends the camera track, `keypoints` sends motion
+// on `motion-up`; downlink `video` receives one avatar track per other participant (slot i =
+// transceiver i), `keypoints` receives motion on `motion-down` and portraits on `portraits`.
+// A reliable `control` channel carries portrait upload, sliders and stats either way.
 
 export class NodeCall extends EventTarget {
-  constructor({ iceServers, slots, cameraTrack, cameraStream }) {
+  constructor({ iceServers, slots, uplink, downlink, cameraTrack, cameraStream }) {
     super();
     this.pc = new RTCPeerConnection({ iceServers });
     this.slots = slots;
     this.remoteVideos = new Map(); // slot -> MediaStream
-    // The camera rides on slot 0's transceiver, so no renegotiation is ever needed.
-    this.pc.addTransceiver(cameraTrack, { direction: "sendrecv", streams: [cameraStream] });
-    for (let i = 1; i < slots; i += 1) this.pc.addTransceiver("video", { direction: "recvonly" });
+    if (uplink.kind === "camera") {
+      // The camera rides on slot 0's transceiver, so no renegotiation is ever needed.
+      const direction = downlink.kind === "video" ? "sendrecv" : "sendonly";
+      this.pc.addTransceiver(cameraTrack, { direction, streams: [cameraStream] });
+    }
+    if (downlink.kind === "video") {
+      const first = uplink.kind === "camera" ? 1 : 0;
+      for (let i = first; i < slots; i += 1) this.pc.addTransceiver("video", { direction: "recvonly" });
+    }
     this.control = this.pc.createDataChannel("control");
     this.control.binaryType = "arraybuffer";
     this.control.onopen = () => this.dispatchEvent(new Event("open"));
@@ -18,6 +27,8 @@ export class NodeCall extends EventTarget {
       const message = JSON.parse(event.data);
       this.dispatchEvent(new CustomEvent(message.type, { detail: message }));
     };
+    if (uplink.openChannel) uplink.openChannel(this.pc);
+    if (downlink.openChannels) downlink.openChannels(this.pc);
     this.pc.ontrack = (event) => {
       const slot = this.pc.getTransceivers().indexOf(event.transceiver);
       const stream = new MediaStream([event.track]);

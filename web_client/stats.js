@@ -25,7 +25,14 @@ export async function browserStats(pc, previous = {}) {
   return result;
 }
 
-export function renderTileStats(element, tile, local) {
+export function renderTileStats(element, tile, local, page = null) {
+  if (page) { // rendered by this page from relayed motion
+    element.innerHTML =
+      `<span class="good">motion ${fmt(tile.motion_kbps, 2)} kbit/s</span> relayed by the node\n` +
+      `rendered here: ${page.frames} frames · ${fmt(page.renderMs)} ms each\n` +
+      `${tile.backend} · rtt ${fmt(local.rttMs, 0)} ms`;
+    return;
+  }
   const inbound = local.inbound.get(tile.slot) || {};
   // camera frame → node (≈ half the sender's round trip, its camera on the same node)
   // + node processing + node → us (half our round trip) + our jitter buffer.
@@ -39,7 +46,13 @@ export function renderTileStats(element, tile, local) {
     `${tile.backend} · render ${fmt(tile.render_ms)} ms · shown ${fmt(inbound.fps)} fps`;
 }
 
-export function renderSelfStats(element, self, backend, local) {
+export function renderSelfStats(element, self, backend, local, own = null) {
+  if (own) {
+    element.textContent =
+      `${own}\nyou send ${fmt(self.motion_kbps, 2)} kbit/s motion, ${fmt(self.sender_fps)} fps\n` +
+      `${backend} · rtt ${fmt(local.rttMs, 0)} ms`;
+    return;
+  }
   element.textContent =
     `camera ${fmt(self.camera_fps)} fps = ${fmt(self.camera_kbps, 0)} kbit/s as video\n` +
     `you send ${fmt(self.motion_kbps, 2)} kbit/s motion, ${fmt(self.sender_fps)} fps\n` +

@@ -22,3 +22,5 @@ export {
   imageDimensions,
   webCryptoSha256,
 } from "./portrait.js";
+export { FEEDBACK_EVERY_PACKETS, FeedbackPacer } from "./feedback_pacing.js";
+export { framePacket, unframePacket } from "./framing.js";

@@ -1,0 +1,200 @@
+// Downlink `keypoints`: the others' motion arrives as packets on `motion-down`, their
+// portraits on `portraits` (docs/protocol.md §12); this page decodes and renders each tile
+// itself with WebGL2 (web_client/render). No video reaches the page.
+
+import {
+  FeedbackPacer,
+  MotionDecoder,
+  PortraitReceiver,
+  framePacket,
+  unframePacket,
+} from "./codec/index.js";
+import { MeshwarpGLRenderer } from "./render/renderer.js";
+
+function fromHex(text) {
+  return new Uint8Array(text.match(/../g).map((byte) => parseInt(byte, 16)));
+}
+
+class TileRenderer {
+  constructor(canvas) {
+    this.canvas = canvas;
+    this.renderer = new MeshwarpGLRenderer(canvas);
+    this.sourceSha = null;
+    this.ready = false;
+    this.frames = 0;
+    this.renderMs = [];
+  }
+}
+
+export class KeypointDownlink {
+  constructor({ canvasFor, controls }) {
+    this.kind = "keypoints";
+    this.canvasFor = canvasFor; // slot -> <canvas>
+    this.controls = controls; // () -> {eyeOpen, lipOpen, headMotion, stitching}
+    this.sources = new Map(); // source id -> {decoder, pacer, motion, fresh, face, resetPending}
+    this.slotOf = new Map(); // source id -> slot
+    this.tiles = new Map(); // slot -> TileRenderer
+    this.sourceData = new Map(); // image sha256 -> renderer data
+    this.sourceImage = new Map(); // source id -> image sha256 (the newest)
+    this.images = new Map(); // image sha256 -> ImageBitmap
+    this.portraits = new PortraitReceiver({
+      decodeImage: async (bytes) => {
+        const bitmap = await createImageBitmap(new Blob([bytes], { type: "image/jpeg" }));
+        return { width: bitmap.width, height: bitmap.height };
+      },
+    });
+    this.motion = null;
+    this.portraitChannel = null;
+    this.animation = null;
+  }
+
+  openChannels(pc) {
+    this.motion = pc.createDataChannel("motion-down", { ordered: false, maxRetransmits: 0 });
+    this.motion.binaryType = "arraybuffer";
+    this.motion.onmessage = (event) => this.onMotion(event.data);
+    this.portraitChannel = pc.createDataChannel("portraits");
+    this.portraitChannel.binaryType = "arraybuffer";
+    this.portraitChannel.onmessage = (event) => this.onPortrait(event.data);
+    const frame = () => {
+      this.renderDue();
+      this.animation = requestAnimationFrame(frame);
+    };
+    this.animation = requestAnimationFrame(frame);
+  }
+
+  source(id) {
+    let source = this.sources.get(id);
+    if (!source) {
+      const decoder = new MotionDecoder();
+      source = { decoder, pacer: new FeedbackPacer(decoder), motion: null, fresh: false, face: null, resetPending: false, packets: 0 };
+      this.sources.set(id, source);
+    }
+    return source;
+  }
+
+  onMotion(data) {
+    if (!(data instanceof ArrayBuffer)) return;
+    let id, packet;
+    try {
+      [id, packet] = unframePacket(new Uint8Array(data));
+    } catch {
+      return;
+    }
+    const source = this.source(id);
+    source.packets += 1;
+    try {
+      const motion = source.decoder.decode(packet);
+      if (motion) {
+        source.motion = motion;
+        source.fresh = true;
+      }
+    } catch {
+      return; // a bad packet costs that frame only
+    }
+    const feedback = source.pacer.poll();
+    if (feedback && this.motion.readyState === "open") this.motion.send(framePacket(id, feedback));
+  }
+
+  async onPortrait(data) {
+    if (!(data instanceof ArrayBuffer)) return;
+    let id, packet;
+    try {
+      [id, packet] = unframePacket(new Uint8Array(data));
+    } catch {
+      return;
+    }
+    const replies = await this.portraits.onPacket(packet);
+    for (const reply of replies) {
+      if (this.portraitChannel.readyState === "open") this.portraitChannel.send(framePacket(id, reply));
+    }
+    await this.loadImages();
+  }
+
+  /** Portraits received whose renderer data names them, decoded once. */
+  async loadImages() {
+    for (const sha of new Set(this.sourceImage.values())) {
+      const digest = fromHex(sha);
+      if (this.images.has(sha) || !this.portraits.has(digest)) continue;
+      const bytes = this.portraits.image(digest);
+      this.images.set(sha, await createImageBitmap(new Blob([bytes], { type: "image/jpeg" })));
+    }
+    this.installSources();
+  }
+
+  /** Control messages of this downlink: `source` (renderer data) and `face`. */
+  onControl(message) {
+    if (message.type === "source") {
+      this.sourceData.set(message.sha256, message.data);
+      this.sourceImage.set(message.id, message.sha256);
+      this.loadImages();
+    } else if (message.type === "face") {
+      const source = this.source(message.id);
+      if (source.face !== message.track) {
+        source.face = message.track;
+        source.resetPending = true;
+      }
+    }
+  }
+
+  onSlots(slots) {
+    this.slotOf = new Map(slots.map((s) => [s.id, s.slot]));
+    for (const [id] of this.sources) if (!this.slotOf.has(id)) this.sources.delete(id);
+    for (const [slot, tile] of this.tiles) {
+      if (![...this.slotOf.values()].includes(slot)) tile.ready = false;
+    }
+    this.installSources();
+  }
+
+  installSources() {
+    for (const [id, slot] of this.slotOf) {
+      const sha = this.sourceImage.get(id);
+      const data = sha && this.sourceData.get(sha);
+      const image = sha && this.images.get(sha);
+      if (!data || !image) continue;
+      let tile = this.tiles.get(slot);
+      if (!tile) {
+        tile = new TileRenderer(this.canvasFor(slot));
+        this.tiles.set(slot, tile);
+      }
+      if (tile.sourceSha !== sha || tile.sourceId !== id) {
+        tile.renderer.setSource(data, image);
+        tile.sourceSha = sha;
+        tile.sourceId = id;
+        tile.ready = true;
+        const source = this.source(id);
+        source.fresh = source.motion !== null; // re-render the held pose on the new portrait
+      }
+    }
+  }
+
+  renderDue() {
+    const controls = this.controls();
+    for (const [id, source] of this.sources) {
+      const tile = this.tiles.get(this.slotOf.get(id));
+      if (!tile || !tile.ready || tile.sourceId !== id || !source.fresh) continue;
+      source.fresh = false;
+      if (source.resetPending) {
+        tile.renderer.resetReference();
+        source.resetPending = false;
+      }
+      const start = performance.now();
+      tile.renderer.render(source.motion, controls);
+      tile.renderMs.push(performance.now() - start);
+      if (tile.renderMs.length > 50) tile.renderMs.shift();
+      tile.frames += 1;
+    }
+  }
+
+  tileFigures(slot) {
+    const tile = this.tiles.get(slot);
+    if (!tile) return null;
+    const sorted = [...tile.renderMs].sort((a, b) => a - b);
+    return { frames: tile.frames, renderMs: sorted.length ? sorted[Math.floor(sorted.length / 2)] : NaN };
+  }
+
+  close() {
+    cancelAnimationFrame(this.animation);
+    for (const tile of this.tiles.values()) tile.renderer.close();
+    this.tiles.clear();
+  }
+}
