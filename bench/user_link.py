@@ -6,6 +6,8 @@ each sending a real face video's motion (d0.mp4). Counted at the pages' UDP sock
 — i.e. SCTP data channels and their acknowledgements — RTP and RTCP) over a steady window:
   - `keypoints`: keypoint uplink and downlink (the page extracts and renders; no RTP);
   - `video`: camera uplink and video downlink (VP8 both ways: the LivePortrait topology).
+  - `node_link`: the same keypoint call with each page on its own node: what the link
+    between the two nodes carries (data channels only).
 The pages here are aiortc peers doing what web_client/ does; no audio yet.
 
 Run: .venv/bin/python bench/user_link.py  → bench/results/user_link.json
@@ -60,6 +62,8 @@ async def measure(mode: str, frames: list, warmup_s: float, window_s: float) -> 
     )
     await server.start()
     url = f"ws://127.0.0.1:{server.port}/ws"
+    if mode == "node_link":
+        return await measure_node_link(server, url, frames, warmup_s, window_s)
     pages: list[Any] = []
     drains: list[asyncio.Task[None]] = []
     try:
@@ -100,6 +104,46 @@ async def measure(mode: str, frames: list, warmup_s: float, window_s: float) -> 
         await server.stop()
 
 
+async def measure_node_link(
+    server: CallServer, url: str, frames: list, warmup_s: float, window_s: float
+) -> dict[str, Any]:
+    other = CallServer(
+        ServeConfig(port=0, peer_node=url),
+        NodeConfig(node_id="bench-b", backend="meshwarp"),
+        Limits(),
+    )
+    await other.start()
+    sender = MeshwarpSender()
+    motions = [sender.extract(frame, i * 40) for i, frame in enumerate(frames)]
+    sender.close()
+    pages = []
+    try:
+        for index, (name, node) in enumerate((("ann", "bench"), ("bob", "bench-b"))):
+            page = KeypointBrowser(url, "link", name, node=node)
+            await page.join(motions[index * 7 :])
+            page.upload(jpeg(frames[index * 10][:, 40:280]))
+            pages.append(page)
+        await asyncio.sleep(warmup_s)
+        assert server.node is not None
+        link = server.node.links.links["node:bench-b"]
+        before = wire_meter.tally(link.pc)
+        await asyncio.sleep(window_s)
+        after = wire_meter.tally(link.pc)
+        return {
+            "mode": "node_link",
+            "window_s": window_s,
+            "link": {
+                "a_to_b": kbps(before.sent, after.sent, window_s),
+                "b_to_a": kbps(before.received, after.received, window_s),
+            },
+        }
+    finally:
+        for page in pages:
+            await page.close()
+        await other.stop()
+        await server.stop()
+
+
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     wire_meter.install()
     frames = load_face_frames(shared_dir() / "media" / "d0.mp4")
@@ -116,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--modes", nargs="+", default=["keypoints", "video"])
+    parser.add_argument("--modes", nargs="+", default=["keypoints", "video", "node_link"])
     parser.add_argument("--warmup", type=float, default=4.0)
     parser.add_argument("--window", type=float, default=10.0)
     parser.add_argument("--output", type=Path, default=RESULT)

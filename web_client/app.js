@@ -306,6 +306,7 @@ async function join(event) {
       downlink: kinds.downlink, cameraTrack: track, cameraStream: camera,
     });
     state.call = call;
+    state.kinds = kinds;
     for (const type of ["source", "face"]) {
       call.addEventListener(type, (e) => { if (kinds.downlink.onControl) kinds.downlink.onControl(e.detail); });
     }

@@ -46,6 +46,7 @@ export class KeypointDownlink {
     this.motion = null;
     this.portraitChannel = null;
     this.animation = null;
+    this.drawn = [];
   }
 
   openChannels(pc) {
@@ -180,6 +181,9 @@ export class KeypointDownlink {
       const start = performance.now();
       tile.renderer.render(source.motion, controls);
       tile.renderMs.push(performance.now() - start);
+      // (sender timestamp, wall time drawn) of recent frames, for latency measurements.
+      this.drawn.push({ id, senderMs: source.decoder.lastTimestampMs, at: Date.now() });
+      if (this.drawn.length > 500) this.drawn.shift();
       if (tile.renderMs.length > 50) tile.renderMs.shift();
       tile.frames += 1;
     }

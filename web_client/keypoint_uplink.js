@@ -19,6 +19,9 @@ export class KeypointUplink {
     this.faceId = null;
     this.timer = null;
     this.started = performance.now();
+    /** Wall-clock time (Date.now()) of sender timestamp 0: pages of one browser share the
+     * clock, so a receiver's render time minus this plus the timestamp is the latency. */
+    this.wallStart = Date.now();
     this.extractMs = [];
     this.framesSent = 0;
     this.faceVisible = true;

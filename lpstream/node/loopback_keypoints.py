@@ -58,6 +58,8 @@ class KeypointBrowser:
     name: str
     uplink: str = "keypoints"
     downlink: str = "keypoints"
+    node: str | None = None
+    """Preferred media node id (as the page served by that node asks for)."""
     ws: ClientConnection | None = None
     pc: RTCPeerConnection = field(default_factory=RTCPeerConnection)
     channels: dict[str, Any] = field(default_factory=dict)
@@ -70,7 +72,8 @@ class KeypointBrowser:
 
     async def join(self, motions: Sequence[SenderOutput] = ()) -> None:
         self.ws = await connect(self.url)
-        await self.ws.send(json.dumps({"type": "join", "room": self.room, "name": self.name}))
+        join = {"type": "join", "room": self.room, "name": self.name, "node": self.node}
+        await self.ws.send(json.dumps(join))
         joined = await self._next("joined")
         control = self._channel("control")
         control.on("message", self._on_control)
