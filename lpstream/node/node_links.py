@@ -82,6 +82,8 @@ class NodeLinks:
         """(remote node, remote participant) → what sends that source's feedback back."""
         self._tasks: set[asyncio.Task[Any]] = set()
         self._stats_task: asyncio.Task[None] | None = None
+        self.refused = 0
+        """Link offers refused (from a participant, or a node of no shared room)."""
 
     def _spawn(self, coroutine: Any) -> None:
         task = asyncio.create_task(coroutine)
@@ -126,6 +128,12 @@ class NodeLinks:
         return link
 
     async def accept_offer(self, other: str, sdp: str) -> None:
+        if other not in self._shared_nodes():
+            # Signaling relays a participant's messages to its node too: only a node this
+            # one shares a room with may open a link (and cost a peer connection).
+            log.warning("refusing a link offer from %.60s: not a node of a shared room", other)
+            self.refused += 1
+            return
         old = self.links.pop(other, None)
         if old is not None:
             self._unwire(other)
