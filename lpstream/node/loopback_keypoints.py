@@ -67,10 +67,14 @@ class KeypointBrowser:
     portraits: PortraitReceiver = field(default_factory=PortraitReceiver)
     feedback_in: int = 0
     _task: asyncio.Task[None] | None = None
+    node: str | None = None
+    """The media node to join through (by default the signaling server picks one)."""
 
     async def join(self, motions: Sequence[SenderOutput] = ()) -> None:
         self.ws = await connect(self.url)
-        await self.ws.send(json.dumps({"type": "join", "room": self.room, "name": self.name}))
+        await self.ws.send(
+            json.dumps({"type": "join", "room": self.room, "name": self.name, "node": self.node})
+        )
         joined = await self._next("joined")
         control = self._channel("control")
         control.on("message", self._on_control)
