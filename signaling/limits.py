@@ -17,6 +17,10 @@ class Limits:
     """Media nodes registered at once."""
     max_connections: int = 256
     """Websocket connections at once."""
+    max_connections_per_address: int = 32
+    """Websocket connections at once from one IP address. A connection joins one room at
+    most, so this also bounds the rooms one client can hold open. Behind a reverse proxy
+    every client has the proxy's address: raise it there (or limit at the proxy)."""
     max_message_bytes: int = 64 * 1024
     """Largest signaling message (an SDP offer is a few kB)."""
     messages_per_second: float = 20.0

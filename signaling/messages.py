@@ -89,6 +89,8 @@ def parse_message(raw: str | bytes, max_name_length: int = 40) -> ClientMessage:
         obj = json.loads(raw)
     except json.JSONDecodeError as exc:
         raise SignalingError("bad-message", f"not JSON: {exc.msg}") from None
+    except RecursionError:  # deeply nested arrays: refused like any bad message
+        raise SignalingError("bad-message", "JSON nested too deeply") from None
     if not isinstance(obj, dict):
         raise SignalingError("bad-message", "a message must be a JSON object")
     kind = obj.get("type")

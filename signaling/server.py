@@ -79,6 +79,11 @@ class Client:
                 self.outbox.get_nowait()  # a stuck client loses its oldest messages
 
 
+def _address(connection: ServerConnection) -> str:
+    remote = connection.remote_address
+    return str(remote[0]) if isinstance(remote, tuple) and remote else ""
+
+
 class SignalingServer:
     """Rooms and relay; `handler` serves one websocket connection."""
 
@@ -109,6 +114,15 @@ class SignalingServer:
         if len(self.clients) >= self.limits.max_connections:
             self.stats["rejected"] += 1
             return connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, "too many connections\n")
+        address = _address(connection)
+        if (
+            sum(1 for c in self.clients if _address(c.connection) == address)
+            >= self.limits.max_connections_per_address
+        ):
+            self.stats["rejected"] += 1
+            return connection.respond(
+                HTTPStatus.TOO_MANY_REQUESTS, "too many connections from this address\n"
+            )
         return None
 
     async def serve(self, host: str, port: int) -> Server:

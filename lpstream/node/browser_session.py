@@ -28,6 +28,9 @@ from lpstream.rate_limit import TokenBucket
 log = logging.getLogger("lpstream.node")
 
 STATS_PERIOD_S = 1.0
+CONTROL_MESSAGES_PER_S = 60.0
+"""Sustained JSON control messages per session (a dragged slider sends one per input event)."""
+CONTROL_BURST = 120
 
 
 @dataclass
@@ -80,6 +83,12 @@ class BrowserSession:
         self._upload_header: PortraitHeader | None = None
         self._portrait_budget = TokenBucket(rate=0.5, burst=6)
         """Each portrait costs a face detection per viewer: a client may not spin it."""
+        self._control_budget = TokenBucket(CONTROL_MESSAGES_PER_S, CONTROL_BURST)
+        self._flood_notices = TokenBucket(rate=0.2, burst=1)
+        self.dropped_control = 0
+        self._portrait_lock = asyncio.Lock()
+        """Uploads are checked one at a time, in order: the last one sent is the one kept."""
+        """JSON control messages dropped over the rate limit."""
         self.closed = False
         pc.on("track", self._on_track)
         pc.on("datachannel", self._on_datachannel)
@@ -161,6 +170,11 @@ class BrowserSession:
             if isinstance(data, bytes):
                 self._portrait_chunk(data)
                 return
+            if not self._control_budget.allow():
+                self.dropped_control += 1
+                if self._flood_notices.allow():  # one error now and then, not one per message
+                    raise ControlMessageError("too many control messages; some were dropped")
+                return
             message = browser_control.parse_message(data)
             kind = message["type"]
             if kind == "controls":
@@ -204,12 +218,13 @@ class BrowserSession:
         if hashlib.sha256(upload).hexdigest() != header.sha256:
             self.error("portrait", "portrait upload corrupted (sha256 mismatch)")
             return
-        try:
-            sha256 = await self._events.portrait(self, bytes(upload))
-        except LpstreamError as exc:
-            self.error("portrait", str(exc))
-            return
-        self.send_control({"type": "portrait-ok", "sha256": sha256})
+        async with self._portrait_lock:
+            try:
+                sha256 = await self._events.portrait(self, bytes(upload))
+            except LpstreamError as exc:
+                self.error("portrait", str(exc))
+                return
+            self.send_control({"type": "portrait-ok", "sha256": sha256})
 
     # -- stats -------------------------------------------------------------------------------
 

@@ -53,6 +53,7 @@ class LinkEvents:
         portrait: Callable[[NodeLink, str, np.ndarray, str], None],
         stats: Callable[[NodeLink, str, Stats | None, float | None], None],
         face: Callable[[NodeLink, str, int], None] | None = None,
+        failed: Callable[[NodeLink], None] | None = None,
     ) -> None:
         self.motion = motion
         self.feedback = feedback
@@ -62,6 +63,9 @@ class LinkEvents:
         """(link, participant, protocol Stats or None, camera kbit/s or None)."""
         self.face = face
         """(link, participant, tracker id): the sender's tracker acquired another face."""
+        self.failed = failed
+        """(link): its peer connection failed or was closed by the far side (reported once,
+        never for a close this side asked for)."""
 
 
 class NodeLink:
@@ -84,7 +88,15 @@ class NodeLink:
         self._portraits_out: dict[str, PortraitSender] = {}
         self._portrait_for: dict[bytes, str] = {}
         """sha256 → participant being transferred (the protocol's offer has no owner)."""
+        self.closing = False
         pc.on("datachannel", self._adopt)
+        pc.on("connectionstatechange", self._on_state)
+
+    def _on_state(self) -> None:
+        if self.pc.connectionState in ("failed", "closed") and not self.closing:
+            self.closing = True
+            if self.events.failed is not None:
+                self.events.failed(self)
 
     def _adopt(self, channel: Any) -> None:
         if channel.label == "motion":
@@ -249,6 +261,7 @@ class NodeLink:
             )
 
     async def close(self) -> None:
+        self.closing = True
         self.send_bye()
         await bounded(self.pc.close(), "closing a node link")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Protocol
 
+from lpstream.node import wire_meter
 from lpstream.node.browser_session import BrowserSession
 from lpstream.node.node_links import NodeLinks
 from lpstream.node.router import Router
@@ -36,7 +37,7 @@ class Exposition:
     def __init__(self) -> None:
         self._metrics: dict[str, tuple[str, str, list[str]]] = {}
 
-    def add(self, name: str, kind: str, help_text: str, value: float, **labels: str) -> None:
+    def add(self, name: str, kind: str, help_text: str, value: float, /, **labels: str) -> None:
         entry = self._metrics.setdefault(name, (kind, help_text, []))
         entry[2].append(f"{name}{_labels(**labels)} {value:.6g}")
 
@@ -50,11 +51,48 @@ class Exposition:
         return "\n".join(self.lines()) + "\n"
 
 
+def _wire(out: Exposition, pc: object, **labels: str) -> None:
+    """What one peer connection cost at its UDP sockets, by direction and RFC 7983 kind."""
+    tally = wire_meter.tally(pc)
+    for direction, counted in (("sent", tally.sent), ("received", tally.received)):
+        for kind in wire_meter.KINDS:
+            out.add(
+                "lpstream_wire_bytes_total",
+                "counter",
+                "Bytes at the UDP socket (IP + UDP headers included) per peer connection.",
+                counted.bytes[kind],
+                **labels,
+                direction=direction,
+                kind=kind,
+            )
+            out.add(
+                "lpstream_wire_packets_total",
+                "counter",
+                "Datagrams at the UDP socket per peer connection.",
+                counted.packets[kind],
+                **labels,
+                direction=direction,
+                kind=kind,
+            )
+
+
 def node_metrics(node: Node, signaling: dict[str, int] | None = None) -> str:
     out = Exposition()
     out.add("lpstream_sessions", "gauge", "Browser sessions on this node.", len(node.sessions))
     out.add("lpstream_node_links", "gauge", "Links to other nodes.", len(node.links.links))
     out.add("lpstream_node_errors_total", "counter", "Errors handled by the node.", node.errors)
+    out.add(
+        "lpstream_node_link_failures_total",
+        "counter",
+        "Node links that failed or did not open in time (each is rebuilt).",
+        node.links.failures,
+    )
+    out.add(
+        "lpstream_node_link_offers_refused_total",
+        "counter",
+        "Link offers refused: from a participant, or a node of no shared room.",
+        node.links.refused,
+    )
     uplink_metrics = {
         "camera_fps": ("gauge", "Camera frames received per second."),
         "camera_kbps": ("gauge", "Inbound camera RTP bitrate (kbit/s)."),
@@ -91,6 +129,14 @@ def node_metrics(node: Node, signaling: dict[str, int] | None = None) -> str:
                 route.motion_bytes.total,
                 **who,
             )
+        _wire(out, session.pc, connection="session", **who)
+        out.add(
+            "lpstream_control_dropped_total",
+            "counter",
+            "JSON control messages dropped over the session's rate limit.",
+            session.dropped_control,
+            **who,
+        )
         out.add(
             "lpstream_session_errors_total",
             "counter",
@@ -109,6 +155,8 @@ def node_metrics(node: Node, signaling: dict[str, int] | None = None) -> str:
                     key, (f"lpstream_tile_{key}", "gauge", f"Tile {key}.")
                 )
                 out.add(name, kind, help_text, value, **labels)
+    for remote, link in node.links.links.items():
+        _wire(out, link.pc, connection="link", node=remote)
     for source in node.router.sources.values():
         out.add(
             "lpstream_motion_routed_bytes_total",

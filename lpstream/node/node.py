@@ -14,7 +14,7 @@ from typing import Any
 
 from lpstream.backend import BackendOptions
 from lpstream.backend_registry import choose_backend
-from lpstream.node import sctp_acks
+from lpstream.node import sctp_acks, sctp_text, wire_meter
 from lpstream.node.browser_session import BrowserSession, SessionEvents, SessionInfo
 from lpstream.node.config import NodeConfig
 from lpstream.node.endpoint_kinds import (
@@ -48,6 +48,8 @@ class Node:
         self.backend = choose_backend(config.backend, options).backend
         self.backend_name = self.backend.name
         sctp_acks.install()  # acknowledge every second packet, as browsers do
+        sctp_text.install()  # a peer's non-UTF-8 text is dropped, not fatal to its connection
+        wire_meter.install()  # bytes per connection at the UDP sockets, for /metrics
         self.uplinks = offered(UPLINKS, self.backend)
         """Kinds of uplink a page may ask for, the preferred first."""
         self.downlinks = offered(DOWNLINKS, self.backend)
@@ -171,7 +173,15 @@ class Node:
         pc = peer_connection(self.config.ice_servers)
         session = BrowserSession(info, pc, uplink, downlink, self.router, self._session_events)
         self.sessions[participant_id] = session
-        answer = await session.accept_offer(sdp)
+        try:
+            answer = await session.accept_offer(sdp)
+        except Exception as exc:  # an offer aiortc cannot answer: say so, keep the others
+            log.warning("cannot answer the offer of %s: %s", participant_id, exc)
+            await self._drop_session(session)
+            await self.signaling.send_signal(
+                participant_id, {"kind": "refused", "message": f"cannot answer this offer ({exc})"}
+            )
+            return
         await self.signaling.send_signal(participant_id, {"kind": "answer", "sdp": answer})
 
     async def _drop_session(self, session: BrowserSession) -> None:

@@ -27,6 +27,9 @@ from lpstream.protocol import Stats
 log = logging.getLogger("lpstream.node")
 
 LINK_OPEN_TIMEOUT_S = 20.0
+FIRST_RETRY_S = 0.5
+"""After a link failed, the offering side offers again after this, doubling per failure."""
+LAST_RETRY_S = 10.0
 STATS_PERIOD_S = 1.0
 
 SendSignal = Callable[[str, dict[str, Any]], Awaitable[None]]
@@ -82,6 +85,12 @@ class NodeLinks:
         """(remote node, remote participant) → what sends that source's feedback back."""
         self._tasks: set[asyncio.Task[Any]] = set()
         self._stats_task: asyncio.Task[None] | None = None
+        self.refused = 0
+        """Link offers refused (from a participant, or a node of no shared room)."""
+        self.failures = 0
+        """Links that failed or did not open in time (each is rebuilt)."""
+        self._retry_s: dict[str, float] = {}
+        """Remote node → the back-off before its next offer, while its link keeps failing."""
 
     def _spawn(self, coroutine: Any) -> None:
         task = asyncio.create_task(coroutine)
@@ -119,6 +128,7 @@ class NodeLinks:
             portrait=self._on_portrait,
             stats=self._on_stats,
             face=self._on_face,
+            failed=self._on_failed,
         )
         link = NodeLink(peer_connection(self._ice_servers), other, events)
         self.links[other] = link
@@ -126,6 +136,12 @@ class NodeLinks:
         return link
 
     async def accept_offer(self, other: str, sdp: str) -> None:
+        if other not in self._shared_nodes():
+            # Signaling relays a participant's messages to its node too: only a node this
+            # one shares a room with may open a link (and cost a peer connection).
+            log.warning("refusing a link offer from %.60s: not a node of a shared room", other)
+            self.refused += 1
+            return
         old = self.links.pop(other, None)
         if old is not None:
             self._unwire(other)
@@ -146,9 +162,28 @@ class NodeLinks:
             log.warning(
                 "link to %s did not open within %.0f s", link.remote_node, LINK_OPEN_TIMEOUT_S
             )
+            self._on_failed(link)
             return
+        self._retry_s.pop(link.remote_node, None)
         link.send_hello(self._backend_name)
         self.rewire()
+
+    def _on_failed(self, link: NodeLink) -> None:
+        if self.links.get(link.remote_node) is not link:
+            return  # already replaced or dropped
+        self.failures += 1
+        log.warning("link to %s failed; rebuilding it", link.remote_node)
+        self._spawn(self._rebuild(link.remote_node))
+
+    async def _rebuild(self, other: str) -> None:
+        """Drop the failed link; the offering side offers a new one after a back-off (the
+        answering side waits for it: two offers at once would cross)."""
+        await self._drop(other)
+        if self.own_id < other:
+            delay = self._retry_s.get(other, FIRST_RETRY_S)
+            self._retry_s[other] = min(2 * delay, LAST_RETRY_S)
+            await asyncio.sleep(delay)
+            await self.update()
 
     async def _drop(self, other: str) -> None:
         link = self.links.pop(other, None)

@@ -38,8 +38,9 @@ def decode_portrait(encoded: bytes, max_side: int, max_bytes: int) -> Portrait:
         # Only what every node accepts (the portrait protocol carries JPEG and PNG).
         raise ImageError("the portrait is not a JPEG or PNG image")
     declared = declared_size(encoded)
-    if declared is not None:  # refuse before decoding: 4 MB of PNG can unpack to gigabytes
-        _check_size(*declared)
+    if declared is None:  # a decoder may still find a frame header this walk cannot reach
+        raise ImageError("the portrait's size cannot be read from its header (a damaged image?)")
+    _check_size(*declared)  # refuse before decoding: a few kB can unpack to gigabytes
     buffer = np.frombuffer(encoded, np.uint8)
     bgr = cv2.imdecode(buffer, cv2.IMREAD_COLOR)
     if bgr is None:

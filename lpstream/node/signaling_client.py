@@ -108,6 +108,9 @@ class SignalingClient:
                 )
             elif kind == "error":
                 log.warning("signaling error: %s", message)
+        except (ValueError, RecursionError) as exc:  # a peer's bad message: no traceback
+            self.errors += 1
+            log.warning("refused a signaling message: %.200s", exc)
         except Exception:  # one broken peer or message must not stop the node
             self.errors += 1
             log.exception("handling a signaling message failed")

@@ -33,7 +33,13 @@ class VideoDownlink:
         self.closed = False
 
     def prepare(self, pc: Any) -> None:
-        for track in self.tracks:  # one avatar per video transceiver the browser offered
+        # One avatar per video transceiver the browser offered, and no more: a track beyond
+        # them would add a transceiver the offer lacks, and aiortc could not answer.
+        offered = sum(1 for t in pc.getTransceivers() if t.kind == "video")
+        for track in self.tracks[offered:]:
+            track.stop()
+        self.tracks, self.slots = self.tracks[:offered], self.slots[:offered]
+        for track in self.tracks:
             pc.addTrack(track)
 
     def adopt_channel(self, channel: Any) -> bool:
