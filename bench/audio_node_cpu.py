@@ -3,7 +3,8 @@ keypoint pages in this one, each with a microphone (real speech, 60 ms Opus) or 
 the node's process CPU time (/proc) over a steady window, with audio minus without, divided
 by the streams forwarded (3 speakers × 2 listeners = 6).
 
-Run: .venv/bin/python bench/audio_node_cpu.py
+Run: PYTHONPATH=. .venv/bin/python bench/audio_node_cpu.py
+Measured (2 shared cores, uvloop off): 0.008 → 0.047 of a core, ≈ 0.65 % of a core per stream.
 """
 
 from __future__ import annotations
