@@ -4,7 +4,7 @@ the node's process CPU time (/proc) over a steady window, with audio minus witho
 by the streams forwarded (3 speakers × 2 listeners = 6).
 
 Run: PYTHONPATH=. .venv/bin/python bench/audio_node_cpu.py
-Measured (2 shared cores, uvloop off): 0.008 → 0.047 of a core, ≈ 0.65 % of a core per stream.
+Measured (2 cores shared with other work): 0.008 → 0.047 of a core, ≈ 0.65 % of a core per stream.
 """
 
 from __future__ import annotations
