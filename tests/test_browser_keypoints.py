@@ -150,7 +150,8 @@ async def test_two_keypoint_pages_see_each_other_with_no_video_on_their_links(
             await live_tile(page, "canvas")
         await asyncio.sleep(3)  # a few stats periods
         for page in pages:
-            assert await page.evaluate(RTP_KINDS) == [], "no RTP at all in keypoint mode"
+            kinds = set(await page.evaluate(RTP_KINDS))
+            assert kinds <= {"outbound-rtp:audio", "inbound-rtp:audio"}, "no video RTP"
             link = await page.evaluate("() => window.lpstream.link")
             assert link is not None and link["up"]["motion"] > 0 and link["down"]["motion"] > 0
             assert link["up"]["video"] == 0 and link["down"]["video"] == 0
@@ -178,7 +179,7 @@ async def test_a_mixed_room_works_both_ways_in_browsers(
         await live_tile(camera_page, "video")
         await live_tile(keypoint_page, "canvas")
         assert "outbound-rtp:video" in await camera_page.evaluate(RTP_KINDS)
-        assert await keypoint_page.evaluate(RTP_KINDS) == []
+        assert not any(k.endswith(":video") for k in await keypoint_page.evaluate(RTP_KINDS))
         assert handles[2] == [], handles[2]
     finally:
         await close_pages(handles)

@@ -20,6 +20,8 @@ let config;
 let signaling = null;
 let call = null;
 let camera = null;
+let microphone = null;
+let speakingTimer = null;
 let statsTimer = null;
 let leaving = false;
 let retryTimer = null;
@@ -86,6 +88,44 @@ async function startCamera() {
     else video.addEventListener("loadeddata", resolve, { once: true });
   });
   return camera;
+}
+
+// Speech, not music: the browser's echo canceller, noise suppressor and gain control all on.
+const MICROPHONE = { echoCancellation: true, noiseSuppression: true, autoGainControl: true, channelCount: 1 };
+
+/** The microphone, or null: a page without one (absent, denied) still joins, and hears. */
+async function startMicrophone() {
+  if (microphone) return microphone;
+  try {
+    microphone = await navigator.mediaDevices.getUserMedia({ audio: MICROPHONE, video: false });
+    $("mic-banner").hidden = true;
+  } catch (error) {
+    microphone = null;
+    $("mic-banner").textContent = `no microphone (${error.message}): you hear the others, they do not hear you`;
+    $("mic-banner").hidden = false;
+  }
+  state.microphone = Boolean(microphone);
+  $("mute").disabled = !microphone;
+  return microphone;
+}
+
+function setMuted(muted) {
+  state.muted = muted;
+  // A disabled track sends silence (with DTX: one small packet every 400 ms), and no
+  // renegotiation is needed to unmute.
+  if (microphone) for (const track of microphone.getAudioTracks()) track.enabled = !muted;
+  $("mute").setAttribute("aria-pressed", String(muted));
+  $("mute").textContent = muted ? "Unmute microphone" : "Mute microphone";
+}
+
+// A voice this loud (inbound audioLevel, 0–1) lights its tile.
+const SPEAKING_LEVEL = 0.03;
+
+async function pollSpeaking() {
+  if (!call) return;
+  const levels = await call.audioLevels();
+  state.audioLevels = levels;
+  levels.forEach((level, slot) => { tileFor(slot).dataset.speaking = level > SPEAKING_LEVEL ? "yes" : "no"; });
 }
 
 async function portraitBytes() {
@@ -298,19 +338,22 @@ async function join(event) {
       ["uplink", "downlink"].map((k) => (params.get(k) ? `&${k}=${encodeURIComponent(params.get(k))}` : "")).join("") +
       "&autojoin=1");
 
+    await startMicrophone();
     const track = camera.getVideoTracks()[0];
     kinds = await chooseKinds();
     showMode();
     call = new NodeCall({
       iceServers: config.iceServers, slots: config.slots, uplink: kinds.uplink,
-      downlink: kinds.downlink, cameraTrack: track, cameraStream: camera,
+      downlink: kinds.downlink, cameraTrack: track, cameraStream: camera, microphone,
     });
+    setMuted(Boolean(state.muted));
     state.call = call;
     state.kinds = kinds;
     for (const type of ["source", "face"]) {
       call.addEventListener(type, (e) => { if (kinds.downlink.onControl) kinds.downlink.onControl(e.detail); });
     }
     call.addEventListener("track", (e) => { tileFor(e.detail.slot).querySelector("video").srcObject = e.detail.stream; });
+    call.addEventListener("audio", (e) => { tileFor(e.detail.slot).querySelector("audio").srcObject = e.detail.stream; });
     call.addEventListener("hello", (e) => { state.backend = e.detail.backend; });
     call.addEventListener("slots", (e) => {
       onSlots(e.detail.slots);
@@ -338,6 +381,8 @@ async function join(event) {
     await call.answer(reply.sdp);
     clearInterval(statsTimer);
     statsTimer = setInterval(pollStats, 1000);
+    clearInterval(speakingTimer);
+    speakingTimer = setInterval(pollSpeaking, 250);
   } catch (error) {
     banner(error.message);
     if (leaving) stopTrying(); // room full, bad token, replaced: retrying cannot help
@@ -354,6 +399,7 @@ function stopTrying() {
 
 function hangUp() {
   clearInterval(statsTimer);
+  clearInterval(speakingTimer);
   if (kinds) {
     if (kinds.uplink.close) kinds.uplink.close();
     if (kinds.downlink.close) kinds.downlink.close();
@@ -395,6 +441,7 @@ async function main() {
   wireControls();
   $("join-form").addEventListener("submit", join);
   $("leave").addEventListener("click", leave);
+  $("mute").addEventListener("click", () => setMuted(!state.muted));
   addEventListener("pagehide", () => { leaving = true; hangUp(); });
   if (params.get("autojoin") === "1") join();
 }

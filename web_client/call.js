@@ -3,9 +3,14 @@
 // on `motion-up`; downlink `video` receives one avatar track per other participant (slot i =
 // transceiver i), `keypoints` receives motion on `motion-down` and portraits on `portraits`.
 // A reliable `control` channel carries portrait upload, sliders and stats either way.
+// Sound, in every kind: one audio transceiver per tile (slot i = audio transceiver i); the
+// first also sends this page's microphone, if it has one. Opus is tuned in the SDP
+// (opus_sdp.js).
+
+import { tuneOpus } from "./opus_sdp.js";
 
 export class NodeCall extends EventTarget {
-  constructor({ iceServers, slots, uplink, downlink, cameraTrack, cameraStream }) {
+  constructor({ iceServers, slots, uplink, downlink, cameraTrack, cameraStream, microphone }) {
     super();
     this.pc = new RTCPeerConnection({ iceServers });
     this.slots = slots;
@@ -19,6 +24,13 @@ export class NodeCall extends EventTarget {
       const first = uplink.kind === "camera" ? 1 : 0;
       for (let i = first; i < slots; i += 1) this.pc.addTransceiver("video", { direction: "recvonly" });
     }
+    this.audioTransceivers = [];
+    for (let i = 0; i < slots; i += 1) {
+      const mic = i === 0 && microphone ? microphone.getAudioTracks()[0] : null;
+      this.audioTransceivers.push(mic
+        ? this.pc.addTransceiver(mic, { direction: "sendrecv", streams: [microphone] })
+        : this.pc.addTransceiver("audio", { direction: "recvonly" }));
+    }
     this.control = this.pc.createDataChannel("control");
     this.control.binaryType = "arraybuffer";
     this.control.onopen = () => this.dispatchEvent(new Event("open"));
@@ -30,6 +42,12 @@ export class NodeCall extends EventTarget {
     if (uplink.openChannel) uplink.openChannel(this.pc);
     if (downlink.openChannels) downlink.openChannels(this.pc);
     this.pc.ontrack = (event) => {
+      if (event.track.kind === "audio") {
+        const slot = this.audioTransceivers.indexOf(event.transceiver);
+        const stream = new MediaStream([event.track]);
+        this.dispatchEvent(new CustomEvent("audio", { detail: { slot, stream } }));
+        return;
+      }
       const slot = this.pc.getTransceivers().indexOf(event.transceiver);
       const stream = new MediaStream([event.track]);
       this.remoteVideos.set(slot, stream);
@@ -42,7 +60,8 @@ export class NodeCall extends EventTarget {
 
   /** Full offer (all ICE candidates included): the node does not use trickle ICE. */
   async offer() {
-    await this.pc.setLocalDescription(await this.pc.createOffer());
+    const offer = await this.pc.createOffer();
+    await this.pc.setLocalDescription({ type: "offer", sdp: tuneOpus(offer.sdp) });
     if (this.pc.iceGatheringState !== "complete") {
       await new Promise((resolve) => {
         const timer = setTimeout(resolve, 3000);
@@ -56,6 +75,20 @@ export class NodeCall extends EventTarget {
 
   async answer(sdp) {
     await this.pc.setRemoteDescription({ type: "answer", sdp });
+  }
+
+  /** How loud the voice on each tile is now (0–1, by slot), from inbound-rtp `audioLevel`
+   * (the node forwards packets without the level header extension, so the decoded sound
+   * is what tells). */
+  async audioLevels() {
+    const bySlot = new Map(this.audioTransceivers.map((t, slot) => [t.mid, slot]));
+    const levels = this.audioTransceivers.map(() => 0);
+    (await this.pc.getStats()).forEach((stat) => {
+      if (stat.type === "inbound-rtp" && stat.kind === "audio" && bySlot.has(stat.mid)) {
+        levels[bySlot.get(stat.mid)] = stat.audioLevel || 0;
+      }
+    });
+    return levels;
   }
 
   send(message) {

@@ -62,6 +62,6 @@ export function describeLink(rates) {
   if (!rates) return "your link: measuring…";
   const line = (arrow, r) =>
     `${arrow} ${fmt(r.total)} kbit/s (motion ${fmt(r.motion)}, control ${fmt(r.control)}, ` +
-    `audio ${fmt(r.audio)}, video ${fmt(r.video)}, overhead ${fmt(r.overhead)}; ${fmt(r.packets)} pkt/s)`;
+    `audio ${fmt(r.audio)} (${r.total > 0 ? Math.round((100 * r.audio) / r.total) : 0}%), video ${fmt(r.video)}, overhead ${fmt(r.overhead)}; ${fmt(r.packets)} pkt/s)`;
   return `your link ${line("↑", rates.up)}\n          ${line("↓", rates.down)}`;
 }

@@ -19,6 +19,7 @@ from aiortc.mediastreams import MediaStreamTrack
 
 from lpstream.errors import LpstreamError
 from lpstream.node import browser_control
+from lpstream.node.audio_forwarding import AudioSeat
 from lpstream.node.browser_control import ControlMessageError, PortraitHeader
 from lpstream.node.endpoints import Downlink, Uplink
 from lpstream.node.router import Router
@@ -65,6 +66,7 @@ class BrowserSession:
         downlink: Downlink,
         router: Router,
         events: SessionEvents,
+        audio: AudioSeat,
     ) -> None:
         self.info = info
         self.id = info.participant_id
@@ -73,6 +75,8 @@ class BrowserSession:
         self.pc = pc
         self.uplink = uplink
         self.downlink = downlink
+        self.audio = audio
+        """The microphone up and one voice per tile down, whatever the uplink and downlink."""
         self._router = router
         self._events = events
         self.slots: list[str | None] = []
@@ -99,16 +103,18 @@ class BrowserSession:
     async def accept_offer(self, sdp: str) -> str:
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
         self.downlink.prepare(self.pc)
+        self.audio.prepare(self.pc)
         await self.pc.setLocalDescription(await self.pc.createAnswer())
         self._spawn(self._stats_loop())
-        return self.pc.localDescription.sdp
+        return self.audio.tune_answer(self.pc.localDescription.sdp)
 
     def _spawn(self, coroutine: Any) -> None:
         self._tasks.append(asyncio.create_task(coroutine))
 
     def _on_track(self, track: MediaStreamTrack) -> None:
         receiver = next(t.receiver for t in self.pc.getTransceivers() if t.receiver.track is track)
-        if not self.uplink.adopt_track(track, receiver):
+        audio = self.audio.adopt_track(track, receiver)
+        if not (audio or self.uplink.adopt_track(track, receiver)):
             log.info("%s: ignoring a %s track", self.name, track.kind)
 
     async def _on_state(self) -> None:
@@ -150,6 +156,7 @@ class BrowserSession:
         """The tiles this viewer shows now: the downlink follows, the page is told."""
         self.slots = slots
         self.downlink.show(slots)
+        self.audio.show(slots)
         self.send_control(
             {
                 "type": "slots",
@@ -188,9 +195,7 @@ class BrowserSession:
             elif kind == "ping":
                 t = message.get("t")
                 self.send_control({"type": "pong", "t": t if isinstance(t, int | float) else None})
-            elif not (
-                self.uplink.handle_control(message) or self.downlink.handle_control(message)
-            ):
+            elif not (self.uplink.handle_control(message) or self.downlink.handle_control(message)):
                 raise ControlMessageError(f"unknown control message {kind!r:.40}")
         except ControlMessageError as exc:
             self.error("control", str(exc))
@@ -253,6 +258,7 @@ class BrowserSession:
             "backend": self.info.backend,
             "self": {
                 **self.uplink.figures(),
+                **self.audio.figures(),
                 "face_hidden_s": round(own.face_hidden_for(), 1) if own is not None else 0.0,
             },
             "tiles": tiles,
@@ -274,4 +280,5 @@ class BrowserSession:
                 await bounded(task, f"session task {task.get_name()}")
         await bounded(self.downlink.close(), "closing a downlink", 15)
         await bounded(self.uplink.close(), "closing an uplink", 10)
+        await bounded(self.audio.close(), "closing a session's audio")
         await bounded(self.pc.close(), "closing a browser peer connection")

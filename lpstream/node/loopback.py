@@ -18,12 +18,17 @@ from typing import Any
 import av
 import cv2
 import numpy as np
-from aiortc import RTCPeerConnection, RTCSessionDescription
+from aiortc import RTCBundlePolicy, RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamTrack
 from websockets.asyncio.client import ClientConnection, connect
 
 from lpstream.node.avatar_track import placeholder_frame
 from lpstream.node.shutdown import bounded
+
+
+def bundled_peer_connection() -> RTCPeerConnection:
+    """As a browser does: every transceiver on one transport (see `peer_connection.py`)."""
+    return RTCPeerConnection(RTCConfiguration(bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
 
 
 def load_face_frames(path: Path, count: int = 50) -> list[np.ndarray]:
@@ -69,12 +74,16 @@ class LoopbackBrowser:
     name: str
     node: str | None = None
     ws: ClientConnection | None = None
-    pc: RTCPeerConnection = field(default_factory=RTCPeerConnection)
+    pc: RTCPeerConnection = field(default_factory=lambda: bundled_peer_connection())
     control: Any = None
     messages: list[dict[str, Any]] = field(default_factory=list)
     tracks: dict[int, MediaStreamTrack] = field(default_factory=dict)
+    audio: dict[int, MediaStreamTrack] = field(default_factory=dict)
+    """The voice of each tile, by slot (audio transceiver i is tile i)."""
 
-    async def join(self, camera: MediaStreamTrack) -> None:
+    async def join(
+        self, camera: MediaStreamTrack, microphone: MediaStreamTrack | None = None
+    ) -> None:
         self.ws = await connect(self.url)
         await self.ws.send(
             json.dumps({"type": "join", "room": self.room, "name": self.name, "node": self.node})
@@ -83,6 +92,7 @@ class LoopbackBrowser:
         self.pc.addTransceiver(camera, direction="sendrecv")
         for _ in range(2):
             self.pc.addTransceiver("video", direction="recvonly")
+        audio = add_audio_slots(self.pc, 3, microphone)
         self.control = self.pc.createDataChannel("control")
         opened = asyncio.Event()
         self.control.on("open", opened.set)
@@ -90,6 +100,10 @@ class LoopbackBrowser:
 
         @self.pc.on("track")
         def on_track(track: MediaStreamTrack) -> None:
+            if track.kind == "audio":
+                slot = next(i for i, t in enumerate(audio) if t.receiver.track is track)
+                self.audio[slot] = track
+                return
             slot = next(
                 i for i, t in enumerate(self.pc.getTransceivers()) if t.receiver.track is track
             )
@@ -138,6 +152,19 @@ class LoopbackBrowser:
         await bounded(self.pc.close(), "closing a loopback browser's peer connection")
         if self.ws is not None:
             await bounded(self.ws.close(), "closing a loopback browser's websocket")
+
+
+def add_audio_slots(
+    pc: RTCPeerConnection, slots: int, microphone: MediaStreamTrack | None
+) -> list[Any]:
+    """What web_client/call.js offers: one audio transceiver per tile, the first also
+    sending the microphone."""
+    return [
+        pc.addTransceiver(microphone, direction="sendrecv")
+        if slot == 0 and microphone is not None
+        else pc.addTransceiver("audio", direction="recvonly")
+        for slot in range(slots)
+    ]
 
 
 def jpeg(rgb: np.ndarray) -> bytes:

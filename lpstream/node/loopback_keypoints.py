@@ -15,10 +15,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiortc import RTCPeerConnection, RTCSessionDescription
+from aiortc.mediastreams import MediaStreamTrack
 from websockets.asyncio.client import ClientConnection, connect
 
 from lpstream.backend import SenderOutput
 from lpstream.node.framing import frame_packet, unframe_packet
+from lpstream.node.loopback import add_audio_slots
 from lpstream.node.shutdown import bounded
 from lpstream.protocol import (
     LANDMARKS,
@@ -68,9 +70,14 @@ class KeypointBrowser:
     encoder: MotionEncoder = field(default_factory=lambda: MotionEncoder(profile=LANDMARKS))
     portraits: PortraitReceiver = field(default_factory=PortraitReceiver)
     feedback_in: int = 0
+    audio: dict[int, MediaStreamTrack] = field(default_factory=dict)
+    """The voice of each tile, by slot (audio transceiver i is tile i)."""
+    audio_slots: int = 3
     _task: asyncio.Task[None] | None = None
 
-    async def join(self, motions: Sequence[SenderOutput] = ()) -> None:
+    async def join(
+        self, motions: Sequence[SenderOutput] = (), microphone: MediaStreamTrack | None = None
+    ) -> None:
         self.ws = await connect(self.url)
         join = {"type": "join", "room": self.room, "name": self.name, "node": self.node}
         await self.ws.send(json.dumps(join))
@@ -84,6 +91,13 @@ class KeypointBrowser:
             down = self._channel("motion-down", ordered=False, maxRetransmits=0)
             down.on("message", self._on_motion)
             self._channel("portraits").on("message", self._on_portrait)
+        audio = add_audio_slots(self.pc, self.audio_slots, microphone)
+
+        @self.pc.on("track")
+        def on_track(track: MediaStreamTrack) -> None:
+            slot = next(i for i, t in enumerate(audio) if t.receiver.track is track)
+            self.audio[slot] = track
+
         opened = asyncio.Event()
         control.on("open", opened.set)
         await self.pc.setLocalDescription(await self.pc.createOffer())

@@ -15,6 +15,7 @@ from typing import Any
 from lpstream.backend import BackendOptions
 from lpstream.backend_registry import choose_backend
 from lpstream.node import sctp_acks, sctp_text, wire_meter
+from lpstream.node.audio_forwarding import AudioForwarding
 from lpstream.node.browser_session import BrowserSession, SessionEvents, SessionInfo
 from lpstream.node.config import NodeConfig
 from lpstream.node.endpoint_kinds import (
@@ -56,6 +57,7 @@ class Node:
         self.executor = ThreadPoolExecutor(config.workers, thread_name_prefix="lpstream-stage")
         self.stages = StagePool(self.backend, options, self.executor)
         self.router = Router()
+        self.audio = AudioForwarding()
         self.directory = RoomDirectory()
         self.sessions: dict[str, BrowserSession] = {}
         self.render_errors = 0
@@ -120,6 +122,7 @@ class Node:
         await self.links.update()
         for gone in change.left:
             self.router.remove_source(gone)
+            self.audio.forget(gone)
             self._last_render_error.pop(gone, None)
 
     async def _on_signal(self, sender: str, data: dict[str, Any]) -> None:
@@ -171,7 +174,15 @@ class Node:
             self.config.portrait_max_bytes,
         )
         pc = peer_connection(self.config.ice_servers)
-        session = BrowserSession(info, pc, uplink, downlink, self.router, self._session_events)
+        session = BrowserSession(
+            info,
+            pc,
+            uplink,
+            downlink,
+            self.router,
+            self._session_events,
+            self.audio.seat(participant_id),
+        )
         self.sessions[participant_id] = session
         try:
             answer = await session.accept_offer(sdp)

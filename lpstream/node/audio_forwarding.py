@@ -1,0 +1,172 @@
+"""Sound: every participant's microphone reaches every other, as the Opus it was sent in.
+
+microphone RTP (a browser's audio transceiver 0) → `AudioSource` of that participant → one
+`SlotTrack` per tile of each other local viewer → its RTCRtpSender (aiortc sends a packet it
+is given as is) → the viewer's audio transceiver of that tile.
+
+The node forwards and never decodes or re-encodes: per stream it costs a few dictionary
+look-ups and a UDP write per packet instead of an Opus decode and one encode per listener,
+it adds no delay and no second coding loss, and what each listener hears is exactly what the
+speaker's encoder (tuned in the SDP, `opus_sdp.py`) made. What the node gives up is mixing
+(each listener receives one stream per speaker, DTX makes the silent ones almost free) and
+per-listener bitrates (every listener of a speaker gets the same rate).
+
+Audio follows the same tile map as video (`show(slots)`): audio transceiver i of a page is
+its tile i, so the page knows whose voice a track is, as it knows whose face a tile is. The
+first audio transceiver also carries the page's own microphone up. None of this depends on
+the page's uplink or downlink kind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fractions
+from collections.abc import Callable
+from typing import Any
+
+import av
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+
+from lpstream.node.meters import RateMeter
+from lpstream.node.opus_sdp import tune_opus
+
+OPUS_TIME_BASE = fractions.Fraction(1, 48000)
+"""Opus RTP always runs a 48 kHz clock, whatever the audio bandwidth."""
+QUEUE_PACKETS = 25
+"""A listener's sender more than this far behind (about 1 s at 40 ms) loses the oldest."""
+
+
+class AudioSource:
+    """One participant's microphone as received: packets fanned out to listeners."""
+
+    def __init__(self, participant_id: str) -> None:
+        self.id = participant_id
+        self.listeners: set[Callable[[av.Packet], None]] = set()
+        self.bytes = RateMeter()
+        self.packets = 0
+
+    def publish(self, payload: bytes, rtp_timestamp: int) -> None:
+        self.bytes.add(len(payload))
+        self.packets += 1
+        if not self.listeners:
+            return
+        packet = av.Packet(payload)
+        packet.pts = rtp_timestamp
+        packet.time_base = OPUS_TIME_BASE
+        for listener in list(self.listeners):
+            listener(packet)
+
+
+class SlotTrack(MediaStreamTrack):
+    """An outgoing audio track that plays whatever source its tile shows (silence: none)."""
+
+    kind = "audio"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._queue: asyncio.Queue[av.Packet] = asyncio.Queue()
+        self.source: AudioSource | None = None
+
+    def listen_to(self, source: AudioSource | None) -> None:
+        if self.source is source:
+            return
+        if self.source is not None:
+            self.source.listeners.discard(self._feed)
+        self.source = source
+        if source is not None:
+            source.listeners.add(self._feed)
+
+    def _feed(self, packet: av.Packet) -> None:
+        if self._queue.qsize() >= QUEUE_PACKETS:
+            self._queue.get_nowait()
+        self._queue.put_nowait(packet)
+
+    async def recv(self) -> av.Packet:  # type: ignore[override]
+        if self.readyState != "live":
+            raise MediaStreamError
+        return await self._queue.get()
+
+    def stop(self) -> None:
+        self.listen_to(None)
+        super().stop()
+
+
+class AudioForwarding:
+    """Node-wide: the microphone of every participant hosted here, by id."""
+
+    def __init__(self) -> None:
+        self.sources: dict[str, AudioSource] = {}
+
+    def source(self, participant_id: str) -> AudioSource:
+        found = self.sources.get(participant_id)
+        if found is None:
+            found = self.sources[participant_id] = AudioSource(participant_id)
+        return found
+
+    def seat(self, participant_id: str) -> AudioSeat:
+        """The audio of one browser session."""
+        return AudioSeat(self, participant_id)
+
+    def forget(self, participant_id: str) -> None:
+        """The participant left the room: whoever listened to it hears nothing more."""
+        source = self.sources.pop(participant_id, None)
+        if source is not None:
+            source.listeners.clear()
+
+
+class AudioSeat:
+    """A session's microphone (in) and one track per tile (out)."""
+
+    def __init__(self, forwarding: AudioForwarding, participant_id: str) -> None:
+        self._forwarding = forwarding
+        self.id = participant_id
+        self.tracks: list[SlotTrack] = []
+        self.slots: list[str | None] = []
+        self.microphone = False
+
+    def adopt_track(self, track: MediaStreamTrack, receiver: Any) -> bool:
+        if track.kind != "audio":
+            return False
+        if not self.microphone:  # the first audio track is the microphone; others are silent
+            self.microphone = True
+            self._forward_rtp(receiver)
+        return True
+
+    def _forward_rtp(self, receiver: Any) -> None:
+        """Take the Opus payloads off the receiver before aiortc would decode them: the node
+        never needs the sound, only the packets (aiortc has no public hook for RTP)."""
+        source = self._forwarding.source(self.id)
+
+        async def forwarding(packet: Any, arrival_time_ms: int) -> None:
+            if packet.payload:
+                source.publish(packet.payload, packet.timestamp)
+
+        receiver._handle_rtp_packet = forwarding
+
+    def prepare(self, pc: Any) -> None:
+        """One outgoing track per audio transceiver the page offered (its tiles)."""
+        offered = sum(1 for t in pc.getTransceivers() if t.kind == "audio")
+        self.tracks = [SlotTrack() for _ in range(offered)]
+        for track in self.tracks:
+            pc.addTrack(track)
+        self.show(self.slots)
+
+    def tune_answer(self, sdp: str) -> str:
+        """What the page's Opus encoder should do (it reads this from our answer)."""
+        return tune_opus(sdp)
+
+    def show(self, slots: list[str | None]) -> None:
+        self.slots = list(slots)
+        for slot, track in enumerate(self.tracks):
+            source_id = slots[slot] if slot < len(slots) else None
+            track.listen_to(self._forwarding.source(source_id) if source_id else None)
+
+    def figures(self) -> dict[str, float]:
+        source = self._forwarding.sources.get(self.id)
+        return {"audio_kbps": source.bytes.rate() * 8 / 1000 if source else 0.0}
+
+    async def close(self) -> None:
+        for track in self.tracks:
+            with contextlib.suppress(Exception):
+                track.stop()

@@ -1,0 +1,120 @@
+"""Sound end to end in headless Chromium: two keypoint pages, each with a fake microphone
+playing real speech (d6.mp4), hear each other through the node — inbound audio packets and
+`totalAudioEnergy` growing — and the Opus they send follows the node's answer (60 ms packets,
+DTX, ≈ 16 kbit/s).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import wave
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from lpstream.node.loopback_audio import RATE, load_speech
+from tests.conftest import shared_file
+from tests.test_browser_keypoints import (  # noqa: F401 (fixtures)
+    ARGS,
+    CHROMIUM,
+    close_pages,
+    fake_camera,
+    server,
+)
+
+pytestmark = pytest.mark.slow
+
+AUDIO_STATS = """async () => {
+  const out = { inbound: [], outbound: null, link: window.lpstream.link,
+    levels: window.lpstream.audioLevels };
+  (await window.lpstream.call.pc.getStats()).forEach((s) => {
+    if (s.type === 'inbound-rtp' && s.kind === 'audio') out.inbound.push({
+      mid: s.mid, packets: s.packetsReceived || 0, energy: s.totalAudioEnergy || 0,
+      bytes: (s.bytesReceived || 0) + (s.headerBytesReceived || 0) });
+    if (s.type === 'outbound-rtp' && s.kind === 'audio') out.outbound = {
+      packets: s.packetsSent || 0, bytes: (s.bytesSent || 0) + (s.headerBytesSent || 0) };
+  });
+  return out;
+}"""
+
+
+@pytest.fixture
+def fake_microphone(tmp_path: Path) -> Path:
+    out = tmp_path / "speech.wav"
+    with wave.open(str(out), "wb") as file:
+        file.setnchannels(1)
+        file.setsampwidth(2)
+        file.setframerate(RATE)
+        file.writeframes(load_speech(shared_file("media/d6.mp4"), 20.0).tobytes())
+    return out
+
+
+async def open_talking_pages(node: Any, camera: Path, wav: Path, queries: list[str]) -> Any:
+    from playwright.async_api import async_playwright
+
+    playwright = await async_playwright().start()
+    browser = await playwright.chromium.launch(
+        executable_path=str(CHROMIUM),
+        headless=True,
+        args=[
+            *ARGS,
+            f"--use-file-for-fake-video-capture={camera}",
+            f"--use-file-for-fake-audio-capture={wav}",
+            "--autoplay-policy=no-user-gesture-required",
+        ],
+    )
+    context = await browser.new_context(viewport={"width": 1100, "height": 900})
+    outside: list[str] = []
+
+    async def only_loopback(route: Any) -> None:
+        url = route.request.url
+        if url.startswith(("http://127.0.0.1", "ws://127.0.0.1", "data:", "blob:")):
+            await route.continue_()
+        else:
+            outside.append(url)
+            await route.abort()
+
+    await context.route("**/*", only_loopback)
+    pages = []
+    for query in queries:
+        page = await context.new_page()
+        page.on("pageerror", lambda e: outside.append(f"page error: {e}"))
+        await page.goto(f"http://127.0.0.1:{node.port}/?{query}&autojoin=1")
+        pages.append(page)
+    return (playwright, browser, outside), pages
+
+
+async def test_two_keypoint_pages_hear_each_other(
+    server: Any,  # noqa: F811
+    fake_camera: Path,  # noqa: F811
+    fake_microphone: Path,
+) -> None:
+    handles, pages = await open_talking_pages(
+        server, fake_camera, fake_microphone, ["room=hear&name=ann", "room=hear&name=bob"]
+    )
+    try:
+        for page in pages:
+            await page.wait_for_function("() => window.lpstream.phase === 'in-call'", timeout=30000)
+            assert await page.evaluate("() => window.lpstream.microphone") is True
+        await asyncio.sleep(4)
+        first = [await page.evaluate(AUDIO_STATS) for page in pages]
+        await asyncio.sleep(5)
+        second = [await page.evaluate(AUDIO_STATS) for page in pages]
+        for before, after in zip(first, second, strict=True):
+            heard = max(after["inbound"], key=lambda s: s["packets"])
+            was = next(s for s in before["inbound"] if s["mid"] == heard["mid"])
+            assert heard["packets"] - was["packets"] > 30, (before, after)
+            assert heard["energy"] > was["energy"] > 0, (before, after)
+            sent_pps = (after["outbound"]["packets"] - before["outbound"]["packets"]) / 5
+            sent_kbps = (after["outbound"]["bytes"] - before["outbound"]["bytes"]) * 8 / 5000
+            figures = {"sent_pps": sent_pps, "sent_rtp_kbps": sent_kbps, "link": after["link"]}
+            print(json.dumps(figures))
+            assert sent_pps < 25, "60 ms packets (20 ms would be 50/s)"
+            assert sent_kbps < 24
+            link = after["link"]
+            assert link["up"]["total"] < 64 and link["down"]["total"] < 64, link
+        assert handles[2] == [], handles[2]
+    finally:
+        await close_pages(handles)
