@@ -125,6 +125,10 @@ uniform float uTop;
 uniform float uOpening;
 uniform vec2 uDarkness;
 uniform vec3 uTeeth;
+uniform float uTeethShade;
+uniform vec3 uTeethBands;
+uniform float uTeethMax;
+uniform vec2 uTeethOpen;
 uniform float uLashDarkness;
 out vec4 colour;
 void main() {
@@ -135,9 +139,12 @@ void main() {
   if (uMode == 0) {
     float depth = clamp((gl_FragCoord.y - 0.5 - uTop) / max(uOpening, 1.0), 0.0, 1.0);
     vec3 cavity = uColour * (uDarkness.x + (uDarkness.y - uDarkness.x) * depth * depth);
-    float teethVisibility = clamp((uOpening - 4.0) / 18.0, 0.0, 0.85);
-    float teeth = clamp((0.28 - depth) / 0.12, 0.0, 1.0) * teethVisibility;
-    vec3 shading = cavity * (1.0 - teeth) + uTeeth * 0.8 * teeth;
+    // mouth.teeth_amount: an upper and a lower row, shown more as the lips part.
+    float teethVisibility = clamp((uOpening - uTeethOpen.x) / uTeethOpen.y, 0.0, uTeethMax);
+    float upperTeeth = clamp((uTeethBands.x - depth) / uTeethBands.z, 0.0, 1.0);
+    float lowerTeeth = clamp((depth - uTeethBands.y) / uTeethBands.z, 0.0, 1.0);
+    float teeth = max(upperTeeth, lowerTeeth) * teethVisibility;
+    vec3 shading = cavity * (1.0 - teeth) + uTeeth * uTeethShade * teeth;
     float alpha = mask.r * uStrength;
     painted = under * (1.0 - alpha) + shading * alpha;
   } else {
@@ -421,6 +428,10 @@ export class MeshwarpGLRenderer {
       gl.uniform1f(u.uOpening, opening);
       gl.uniform2fv(u.uDarkness, D.CAVITY_DARKNESS);
       gl.uniform3fv(u.uTeeth, D.TEETH_COLOUR);
+      gl.uniform1f(u.uTeethShade, D.TEETH_SHADE);
+      gl.uniform3fv(u.uTeethBands, D.TEETH_BANDS);
+      gl.uniform1f(u.uTeethMax, D.TEETH_MAX);
+      gl.uniform2fv(u.uTeethOpen, D.TEETH_OPEN_PX);
     });
   }
 
