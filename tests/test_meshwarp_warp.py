@@ -96,7 +96,8 @@ def test_cavity_darkens_only_inside_the_opening() -> None:
     frame = np.full((100, 100, 3), 200, dtype=np.uint8)
     polygon = np.array([[30, 50], [50, 40], [70, 50], [50, 60]], dtype=float)
     paint_cavity(frame, polygon, opening_px=20.0, strength=1.0, lip_rgb=np.array([180.0, 90, 90]))
-    assert frame[56, 50].mean() < 120  # lower part of the opening: dark cavity
+    assert frame[51, 50].mean() < 120  # between the teeth rows: dark cavity
+    assert frame[44, 50].mean() > 140 and frame[57, 50].mean() > 140  # upper and lower teeth
     assert (frame[:30] == 200).all() and (frame[70:] == 200).all()
     untouched = np.full((100, 100, 3), 200, dtype=np.uint8)
     paint_cavity(untouched, polygon, 20.0, 0.0, np.array([180.0, 90, 90]))

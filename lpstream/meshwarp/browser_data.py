@@ -21,7 +21,7 @@ from lpstream.face.ratios import (
     RIGHT_EYE_CORNERS,
     RIGHT_EYE_LIDS,
 )
-from lpstream.meshwarp import eyelids, mouth, renderer, retarget, stitching
+from lpstream.meshwarp import eyelids, gaze, mouth, renderer, retarget, stitching
 from lpstream.meshwarp.canonical import NUM_MESH_VERTICES
 from lpstream.meshwarp.topology import (
     CONTROL_POINTS,
@@ -101,12 +101,29 @@ def render_module() -> str:
         f"export const SOURCE_OPEN_RATIO = {_number(renderer.SOURCE_OPEN_RATIO)};",
         f"export const CAVITY_DARKNESS = [{_numbers(mouth.CAVITY_DARKNESS)}];",
         f"export const TEETH_COLOUR = [{_numbers(mouth.TEETH_COLOUR)}];",
+        f"export const TEETH_SHADE = {_number(mouth.TEETH_SHADE)};",
+        f"export const TEETH_BANDS = [{_numbers(mouth.TEETH_BANDS)}];",
+        f"export const TEETH_MAX = {_number(mouth.TEETH_MAX)};",
+        f"export const TEETH_OPEN_PX = [{_numbers(mouth.TEETH_OPEN_PX)}];",
         f"export const MOUTH_FEATHER_PX = {_number(mouth.FEATHER_PX)};",
         f"export const LID_FULLY_COVERED = {_number(eyelids.FULLY_COVERED)};",
         f"export const LID_UNCOVERED = {_number(eyelids.UNCOVERED)};",
         f"export const LID_FEATHER_PX = {_number(eyelids.FEATHER_PX)};",
         f"export const LID_DILATE_PX = {_number(eyelids.DILATE_PX)};",
         f"export const LASH_DARKNESS = {_number(eyelids.LASH_DARKNESS)};",
+        "/** Gaze (lpstream.meshwarp.gaze): per eye, corners left to right, lid control points,"
+        " the exp rows whose z carry (along, across), the opening loop. */",
+        "export const GAZE_EYES = ["
+        + ", ".join(
+            f"{{ axis: [{_ints(axis)}], lids: [{_ints(lids)}], slots: [{_ints(slots)}],"
+            f" loop: [{_ints(loop)}] }}"
+            for axis, lids, slots, loop in zip(
+                gaze.EYE_AXES, gaze.EYE_LIDS, gaze.GAZE_SLOTS, gaze.EYE_LOOPS, strict=True
+            )
+        )
+        + "];",
+        f"export const GAZE_ALONG_LIMIT = {_number(gaze.ALONG_LIMIT)};",
+        f"export const GAZE_ACROSS_GAIN = {_number(gaze.ACROSS_GAIN)};",
         "",
         "/** Face triangles (898·3 vertex ids). */",
         "export const FACE_TRIANGLES = new Uint16Array([",

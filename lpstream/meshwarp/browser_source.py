@@ -21,6 +21,9 @@ Format (`BROWSER_SOURCE_FORMAT`, version 1), all numbers plain JSON, arrays flat
 | `lidRgb` | 2·3 lid skin RGB of the image-left, then image-right eye |
 | `eyeRatios` | 2 the source's eye-opening ratios (image-left, image-right) |
 | `faceBox` | 4 `[x0, y0, x1, y1]` bounding box of `points` (pixels) |
+| `irisPoints` | 2·2 iris centres (image-left eye, image-right eye), pixels |
+| `irisAlong` | 2 each iris's offset along its eye, eye widths (`lpstream.meshwarp.gaze`) |
+| `irisFraction` | 2 each iris's place between upper (0) and lower (1) lid |
 
 About 30 kB of JSON for any portrait size.
 """
@@ -69,4 +72,7 @@ def browser_source(renderer: MeshwarpRenderer) -> dict[str, Any]:
         "lidRgb": _flat(np.stack(source.lid_rgb), 4),
         "eyeRatios": [float(r) for r in source.eye_ratios],
         "faceBox": _flat(np.concatenate([points.min(axis=0), points.max(axis=0)]), 5),
+        "irisPoints": _flat(source.vertices[-2:], 5),
+        "irisAlong": _flat(source.iris_along, 8),
+        "irisFraction": _flat(source.iris_fraction, 8),
     }

@@ -3,7 +3,8 @@
 A face's 478 landmarks are explained as a rigid similarity (pose, scale, position) applied to a
 face shape in a head-fixed frame measured in face units (`topology.FACE_UNIT_CM`). The motion
 carries the pose plus the displacement of 21 control landmarks of that shape from the
-canonical (neutral) face: 69 numbers, like LivePortrait's, in LivePortrait-like ranges.
+canonical (neutral) face: 69 numbers, like LivePortrait's, in LivePortrait-like ranges. The
+four lid control points' z carry the gaze instead (`lpstream.meshwarp.gaze`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import numpy as np
 
 from lpstream.face.ratios import eye_open_ratio, lip_open_ratio
 from lpstream.meshwarp.canonical import NUM_MESH_VERTICES
+from lpstream.meshwarp.gaze import IRIS_CENTRES, iris_offsets, put_gaze
 from lpstream.meshwarp.pose import (
     SimilarityFit,
     euler_from_rotation,
@@ -69,13 +71,16 @@ def motion_from_landmarks(
     centre_y = -fit.pose.translation[1]
     t = np.array([(centre_x - width / 2.0) / unit, (centre_y - height / 2.0) / unit, 0.0])
     exp = fit.shape[list(CONTROL_POINTS)] - topology.model_vertices[list(CONTROL_POINTS)]
+    exp = np.clip(exp, -EXP_LIMIT, EXP_LIMIT)
+    if len(points) > max(IRIS_CENTRES):
+        put_gaze(exp, iris_offsets(points))  # lid z carries the gaze (lpstream.meshwarp.gaze)
     return Motion(
         pitch=pitch,
         yaw=yaw,
         roll=roll,
         t=np.clip(t, -TRANSLATION_LIMIT, TRANSLATION_LIMIT),
         scale=float(np.clip(fit.pose.scale / unit, *SCALE_RANGE)),
-        exp=np.clip(exp, -EXP_LIMIT, EXP_LIMIT),
+        exp=exp,
         eye_ratio=eye_open_ratio(points),
         lip_ratio=lip_open_ratio(points),
     )

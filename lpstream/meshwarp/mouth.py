@@ -15,6 +15,15 @@ import numpy as np
 CAVITY_DARKNESS = (0.16, 0.42)
 """Cavity colour = lip colour × this, from just under the teeth to the tongue at the bottom."""
 TEETH_COLOUR = np.array([206.0, 198.0, 186.0], dtype=np.float32)
+TEETH_SHADE = 0.9
+"""Teeth are painted at TEETH_COLOUR × this (they sit in the mouth's shadow)."""
+TEETH_BANDS = (0.5, 0.64, 0.12)
+"""(upper teeth end, lower teeth start, fade width), as depth in the opening (0: upper lip,
+1: lower lip). Self-reenactment (bench/reenactment.py) showed drivers baring both rows in a
+grin where a single thin upper band read as a dark hole."""
+TEETH_MAX = 0.9
+"""Teeth opacity once the opening is wide (TEETH_OPEN_PX[1] pixels more than TEETH_OPEN_PX[0])."""
+TEETH_OPEN_PX = (2.0, 10.0)
 FEATHER_PX = 1.5
 
 
@@ -26,6 +35,16 @@ def lip_colour(image: np.ndarray, lip_points: np.ndarray) -> np.ndarray:
     if patch.size == 0:
         return np.array([150.0, 70.0, 70.0], dtype=np.float32)
     return patch.mean(axis=0)
+
+
+def teeth_amount(depth: np.ndarray, opening_px: float) -> np.ndarray:
+    """How much of the shading is teeth at `depth` in an opening `opening_px` tall: an upper
+    and a lower row, shown more as the lips part."""
+    upper_end, lower_start, fade = TEETH_BANDS
+    visibility = np.clip((opening_px - TEETH_OPEN_PX[0]) / TEETH_OPEN_PX[1], 0.0, TEETH_MAX)
+    upper = np.clip((upper_end - depth) / fade, 0.0, 1.0)
+    lower = np.clip((depth - lower_start) / fade, 0.0, 1.0)
+    return np.maximum(upper, lower) * visibility
 
 
 def paint_cavity(
@@ -63,9 +82,8 @@ def paint_cavity(
     darkest, lightest = CAVITY_DARKNESS
     cavity = lip_rgb * (darkest + (lightest - darkest) * depth**2)
     # Upper teeth show as a band under the upper lip once the mouth is open enough.
-    teeth_visibility = np.clip((opening_px - 4.0) / 18.0, 0.0, 0.85)
-    teeth = np.clip((0.28 - depth) / 0.12, 0.0, 1.0) * teeth_visibility
-    shading = cavity * (1.0 - teeth) + TEETH_COLOUR * 0.8 * teeth
+    teeth = teeth_amount(depth, opening_px)
+    shading = cavity * (1.0 - teeth) + TEETH_COLOUR * TEETH_SHADE * teeth
 
     alpha = (mask * strength)[..., None]
     patch = frame[y0:y1, x0:x1].astype(np.float32)

@@ -30,6 +30,14 @@ from lpstream.face.ratios import (
 from lpstream.meshwarp.canonical import NUM_MESH_VERTICES
 from lpstream.meshwarp.eyelids import LID_SKIN, lid_cover_strength, paint_lid, sample_colour
 from lpstream.meshwarp.face_motion import FaceFit, fit_face
+from lpstream.meshwarp.gaze import (
+    IRIS_CENTRES,
+    fan_triangles,
+    iris_offsets,
+    iris_targets,
+    lid_fractions,
+    take_gaze,
+)
 from lpstream.meshwarp.mouth import lip_colour, paint_cavity
 from lpstream.meshwarp.pose import (
     model_to_image_frame,
@@ -77,6 +85,10 @@ class _Source:
     lid_rgb: tuple[np.ndarray, np.ndarray]
     """Lid skin colour of the image-left and image-right eye."""
     eye_ratios: tuple[float, float]
+    iris_along: np.ndarray
+    """(2,) the source's iris offsets along its eyes, eye widths (lpstream.meshwarp.gaze)."""
+    iris_fraction: np.ndarray
+    """(2,) where the source's irises sit between upper (0) and lower (1) lid."""
 
 
 def _check_image(image_rgb: np.ndarray) -> np.ndarray:
@@ -146,17 +158,23 @@ class MeshwarpRenderer:
                 f"the source face is only {face.size():.0f} px across; "
                 f"at least {MIN_SOURCE_FACE_PX:.0f} px is needed"
             )
-        points = face.points[:NUM_MESH_VERTICES].astype(np.float64)
+        all_points = face.points.astype(np.float64)
+        points = all_points[:NUM_MESH_VERTICES]
         oval = self.topology.oval
         skirt = build_skirt(points[oval, :2], oval, NUM_MESH_VERTICES)
-        self._triangles = np.concatenate([skirt.triangles, self.topology.triangles])
+        # Vertex list: face, skirt rings, then the two iris vertices (eye fans drawn last).
+        num_vertices = NUM_MESH_VERTICES + len(skirt.vertices)
+        fans = fan_triangles((num_vertices, num_vertices + 1))
+        self._triangles = np.concatenate([skirt.triangles, self.topology.triangles, fans])
+        irises = iris_offsets(all_points)
+        iris_points = all_points[list(IRIS_CENTRES), :2]
         loop = self.topology.mouth_loop
         self._source = _Source(
             image=image.copy(),  # the caller may reuse its buffer
             fit=fit_face(points, self.topology),
             points=points[:, :2],
             skirt=skirt,
-            vertices=np.concatenate([points[:, :2], skirt.vertices]),
+            vertices=np.concatenate([points[:, :2], skirt.vertices, iris_points]),
             lip_rgb=lip_colour(image, points[loop, :2]),
             mouth_ratio=_mouth_ratio(points[:, :2]),
             lid_rgb=(
@@ -167,6 +185,8 @@ class MeshwarpRenderer:
                 _opening_ratio(points[:, :2], LEFT_EYE_LIDS, LEFT_EYE_CORNERS),
                 _opening_ratio(points[:, :2], RIGHT_EYE_LIDS, RIGHT_EYE_CORNERS),
             ),
+            iris_along=irises[:, 0],
+            iris_fraction=lid_fractions(all_points, irises),
         )
         self._reference = None
 
@@ -181,6 +201,13 @@ class MeshwarpRenderer:
     # -- per frame -----------------------------------------------------------------------
     def target_mesh(self, motion: Motion, controls: Controls) -> tuple[np.ndarray, np.ndarray]:
         """Target (468, 2) pixel positions and (468,) depths (towards the viewer)."""
+        points, depth, _ = self._target_mesh(motion, controls)
+        return points, depth
+
+    def _target_mesh(
+        self, motion: Motion, controls: Controls
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """`target_mesh` and the (along, across) gaze change (lpstream.meshwarp.gaze)."""
         source = self._require_source()
         numbers = [motion.pitch, motion.yaw, motion.roll, motion.scale, *motion.t, *motion.exp.flat]
         if not np.isfinite(numbers).all() or motion.scale <= 0:
@@ -191,6 +218,7 @@ class MeshwarpRenderer:
         topology = self.topology
 
         delta = (motion.exp - reference.exp).astype(np.float64)
+        gaze = take_gaze(delta)
         shape = source.fit.shape
         if controls.eye_open is not None:
             delta = set_eye_openness(shape, delta, controls.eye_open)
@@ -219,12 +247,13 @@ class MeshwarpRenderer:
 
         model = scale * target_shape @ rotation.T + translation
         image_points = model_to_image_frame(model)
-        return image_points[:, :2], model[:, 2]
+        return image_points[:, :2], model[:, 2], gaze
 
     def render(self, motion: Motion, controls: Controls | None = None) -> np.ndarray:
         controls = controls or Controls()
         source = self._require_source()
-        target, depth = self.target_mesh(motion, controls)
+        target, depth, gaze = self._target_mesh(motion, controls)
+        irises = iris_targets(target, source.iris_along, source.iris_fraction, gaze)
 
         contour_motion = (target - source.points)[self.topology.oval]
         skirt = source.skirt
@@ -238,12 +267,20 @@ class MeshwarpRenderer:
             forward = np.linalg.inv(np.vstack([background, [0.0, 0.0, 1.0]]))[:2]
             background_motion = skirt.rings @ forward[:, :2].T + forward[:, 2] - skirt.rings
         rings = skirt.targets(contour_motion, background_motion)
-        target_vertices = np.concatenate([target, rings])
+        target_vertices = np.concatenate([target, rings, irises])
 
-        # Skirt first (behind), then face triangles far to near so the nearer surface wins.
+        # Skirt first (behind), then face triangles far to near so the nearer surface wins,
+        # then the eye fans over the face's own eye triangles.
         num_skirt = len(skirt.triangles)
+        num_face = len(self.topology.triangles)
         face_depth = depth[self.topology.triangles].mean(axis=1)
-        order = np.concatenate([np.arange(num_skirt), num_skirt + np.argsort(face_depth)])
+        order = np.concatenate(
+            [
+                np.arange(num_skirt),
+                num_skirt + np.argsort(face_depth),
+                np.arange(num_skirt + num_face, len(self._triangles)),
+            ]
+        )
         frame = warp_image(
             source.image, source.vertices, target_vertices, self._triangles, order, background
         )

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from lpstream.face import ratios, tracker
-from lpstream.meshwarp import face_motion, smoothing
+from lpstream.meshwarp import face_motion, gaze, smoothing
 from lpstream.meshwarp.canonical import NUM_MESH_VERTICES
 from lpstream.meshwarp.topology import CONTROL_POINTS, face_topology
 
@@ -94,6 +94,18 @@ def render() -> str:
         f"export const TRANSLATION_LIMIT = {face_motion.TRANSLATION_LIMIT!r};",
         "/** lpstream.face.ratios: landmark pairs of the eye- and lip-open ratios. */",
         f"export const RATIO_POINTS = {json.dumps(ratio_points)};",
+        "/** lpstream.meshwarp.gaze: iris centres, eye corners (left to right), the exp rows"
+        " whose z carry each eye's (along, across) iris offset, and its clip. */",
+        "export const GAZE = "
+        + json.dumps(
+            {
+                "irisCentres": list(gaze.IRIS_CENTRES),
+                "axes": [list(a) for a in gaze.EYE_AXES],
+                "slots": [list(s) for s in gaze.GAZE_SLOTS],
+                "limit": gaze.GAZE_LIMIT,
+            }
+        )
+        + ";",
         "/** lpstream.meshwarp.smoothing: One-Euro tunings of the sender's motion. */",
         f"export const SMOOTHING = {json.dumps(tunings)};",
         "/** lpstream.face.tracker.FaceTracker's defaults, as MeshwarpSender builds it. */",

@@ -87,6 +87,15 @@ export function setLipOpenness(shape, delta, ratio) {
 export function targetMesh(source, motion, reference, controls, out) {
   const delta = new Float64Array(63);
   for (let i = 0; i < 63; i++) delta[i] = motion.exp[i] - reference.exp[i];
+  // gaze.take_gaze: the lid rows' z carry the gaze; both eyes' mean, then zeroed.
+  out.gaze[0] = 0;
+  out.gaze[1] = 0;
+  for (const eye of D.GAZE_EYES) {
+    out.gaze[0] += delta[eye.slots[0] * 3 + 2] / D.GAZE_EYES.length;
+    out.gaze[1] += delta[eye.slots[1] * 3 + 2] / D.GAZE_EYES.length;
+    delta[eye.slots[0] * 3 + 2] = 0;
+    delta[eye.slots[1] * 3 + 2] = 0;
+  }
   const shape = source.shape;
   if (controls.eyeOpen != null) setEyeOpenness(shape, delta, controls.eyeOpen);
   if (controls.lipOpen != null) setLipOpenness(shape, delta, controls.lipOpen);
@@ -126,6 +135,32 @@ export function targetMesh(source, motion, reference, controls, out) {
     out.points[v * 2 + 1] = -(scale * (r[3] * x + r[4] * y + r[5] * z) + ty);
     out.depth[v] = scale * (r[6] * x + r[7] * y + r[8] * z) + tz;
   }
+  return out;
+}
+
+function eyeFrame(points, [left, right]) {
+  const mx = (points[left * 2] + points[right * 2]) / 2;
+  const my = (points[left * 2 + 1] + points[right * 2 + 1]) / 2;
+  const ax = points[right * 2] - points[left * 2];
+  const ay = points[right * 2 + 1] - points[left * 2 + 1];
+  return { mx, my, ax, ay, nx: -ay, ny: ax, norm: Math.max(ax * ax + ay * ay, 1e-9) };
+}
+
+function acrossOf(points, f, v) {
+  return ((points[v * 2] - f.mx) * f.nx + (points[v * 2 + 1] - f.my) * f.ny) / f.norm;
+}
+
+/** gaze.iris_targets: the two iris vertices' target pixels (2·2) into `out`. */
+export function irisTargets(source, points, gaze, out) {
+  D.GAZE_EYES.forEach((eye, k) => {
+    const f = eyeFrame(points, eye.axis);
+    const top = acrossOf(points, f, eye.lids[0]);
+    const bottom = acrossOf(points, f, eye.lids[1]);
+    const along = Math.min(Math.max(source.irisAlong[k] + gaze[0], -D.GAZE_ALONG_LIMIT), D.GAZE_ALONG_LIMIT);
+    const across = top + source.irisFraction[k] * (bottom - top) + D.GAZE_ACROSS_GAIN * gaze[1];
+    out[k * 2] = f.mx + along * f.ax + across * f.nx;
+    out[k * 2 + 1] = f.my + along * f.ay + across * f.ny;
+  });
   return out;
 }
 
@@ -232,5 +267,8 @@ export function parseSource(geometry) {
     lidRgb: [geometry.lidRgb.slice(0, 3), geometry.lidRgb.slice(3, 6)],
     eyeRatios: geometry.eyeRatios,
     faceBox: geometry.faceBox,
+    irisPoints: Float64Array.from(geometry.irisPoints),
+    irisAlong: geometry.irisAlong,
+    irisFraction: geometry.irisFraction,
   };
 }

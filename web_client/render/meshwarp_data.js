@@ -24,12 +24,20 @@ export const CAVITY_FULL_AT = 0.06;
 export const SOURCE_OPEN_RATIO = 0.15;
 export const CAVITY_DARKNESS = [0.16, 0.42];
 export const TEETH_COLOUR = [206, 198, 186];
+export const TEETH_SHADE = 0.9;
+export const TEETH_BANDS = [0.5, 0.64, 0.12];
+export const TEETH_MAX = 0.9;
+export const TEETH_OPEN_PX = [2, 10];
 export const MOUTH_FEATHER_PX = 1.5;
 export const LID_FULLY_COVERED = 0.3;
 export const LID_UNCOVERED = 0.6;
 export const LID_FEATHER_PX = 1;
 export const LID_DILATE_PX = 1;
 export const LASH_DARKNESS = 0.5;
+/** Gaze (lpstream.meshwarp.gaze): per eye, corners left to right, lid control points, the exp rows whose z carry (along, across), the opening loop. */
+export const GAZE_EYES = [{ axis: [33, 133], lids: [159, 145], slots: [10, 11], loop: [33, 246, 161, 160, 159, 158, 157, 173, 133, 155, 154, 153, 145, 144, 163, 7] }, { axis: [362, 263], lids: [386, 374], slots: [12, 13], loop: [263, 466, 388, 387, 386, 385, 384, 398, 362, 382, 381, 380, 374, 373, 390, 249] }];
+export const GAZE_ALONG_LIMIT = 0.24;
+export const GAZE_ACROSS_GAIN = 0;
 
 /** Face triangles (898·3 vertex ids). */
 export const FACE_TRIANGLES = new Uint16Array([

@@ -7,6 +7,7 @@
 
 import * as D from "./meshwarp_data.js";
 import {
+  irisTargets,
   gaussianKernel,
   lidCoverStrength,
   openingRatio,
@@ -125,6 +126,10 @@ uniform float uTop;
 uniform float uOpening;
 uniform vec2 uDarkness;
 uniform vec3 uTeeth;
+uniform float uTeethShade;
+uniform vec3 uTeethBands;
+uniform float uTeethMax;
+uniform vec2 uTeethOpen;
 uniform float uLashDarkness;
 out vec4 colour;
 void main() {
@@ -135,9 +140,12 @@ void main() {
   if (uMode == 0) {
     float depth = clamp((gl_FragCoord.y - 0.5 - uTop) / max(uOpening, 1.0), 0.0, 1.0);
     vec3 cavity = uColour * (uDarkness.x + (uDarkness.y - uDarkness.x) * depth * depth);
-    float teethVisibility = clamp((uOpening - 4.0) / 18.0, 0.0, 0.85);
-    float teeth = clamp((0.28 - depth) / 0.12, 0.0, 1.0) * teethVisibility;
-    vec3 shading = cavity * (1.0 - teeth) + uTeeth * 0.8 * teeth;
+    // mouth.teeth_amount: an upper and a lower row, shown more as the lips part.
+    float teethVisibility = clamp((uOpening - uTeethOpen.x) / uTeethOpen.y, 0.0, uTeethMax);
+    float upperTeeth = clamp((uTeethBands.x - depth) / uTeethBands.z, 0.0, 1.0);
+    float lowerTeeth = clamp((depth - uTeethBands.y) / uTeethBands.z, 0.0, 1.0);
+    float teeth = max(upperTeeth, lowerTeeth) * teethVisibility;
+    vec3 shading = cavity * (1.0 - teeth) + uTeeth * uTeethShade * teeth;
     float alpha = mask.r * uStrength;
     painted = under * (1.0 - alpha) + shading * alpha;
   } else {
@@ -195,6 +203,13 @@ const NUM_RING_VERTICES = D.RING_FOLLOW.length * D.OVAL.length;
 const NUM_VERTICES = D.NUM_FACE + NUM_RING_VERTICES;
 const NUM_FACE_TRIANGLES = D.FACE_TRIANGLES.length / 3;
 const NUM_SKIRT_INDICES = D.SKIRT_TRIANGLES.length;
+// The two iris vertices come after the 4 background corners; their fans are drawn last.
+const IRIS_VERTEX = NUM_VERTICES + 4;
+const FAN_INDICES = Uint16Array.from(
+  D.GAZE_EYES.flatMap((eye, k) =>
+    eye.loop.flatMap((v, i) => [IRIS_VERTEX + k, v, eye.loop[(i + 1) % eye.loop.length]]),
+  ),
+);
 const MOUTH_KERNEL = gaussianKernel(D.MOUTH_FEATHER_PX);
 const LID_KERNEL = gaussianKernel(D.LID_FEATHER_PX);
 const LASH_KERNEL = gaussianKernel(0.8);
@@ -233,25 +248,29 @@ export class MeshwarpGLRenderer {
     gl.bindVertexArray(this.mesh);
     this.targetBuffer = gl.createBuffer();
     gl.bindBuffer(gl.ARRAY_BUFFER, this.targetBuffer);
-    gl.bufferData(gl.ARRAY_BUFFER, (NUM_VERTICES + 4) * 8, gl.DYNAMIC_DRAW);
+    gl.bufferData(gl.ARRAY_BUFFER, (NUM_VERTICES + 6) * 8, gl.DYNAMIC_DRAW);
     gl.enableVertexAttribArray(0);
     gl.vertexAttribPointer(0, 2, gl.FLOAT, false, 0, 0);
     this.sourceBuffer = gl.createBuffer();
     gl.bindBuffer(gl.ARRAY_BUFFER, this.sourceBuffer);
-    gl.bufferData(gl.ARRAY_BUFFER, (NUM_VERTICES + 4) * 8, gl.DYNAMIC_DRAW);
+    gl.bufferData(gl.ARRAY_BUFFER, (NUM_VERTICES + 6) * 8, gl.DYNAMIC_DRAW);
     gl.enableVertexAttribArray(1);
     gl.vertexAttribPointer(1, 2, gl.FLOAT, false, 0, 0);
     this.indexBuffer = gl.createBuffer();
     gl.bindBuffer(gl.ELEMENT_ARRAY_BUFFER, this.indexBuffer);
-    gl.bufferData(gl.ELEMENT_ARRAY_BUFFER, (NUM_SKIRT_INDICES + D.FACE_TRIANGLES.length + 6) * 2, gl.DYNAMIC_DRAW);
+    gl.bufferData(gl.ELEMENT_ARRAY_BUFFER, (NUM_SKIRT_INDICES + D.FACE_TRIANGLES.length + FAN_INDICES.length + 6) * 2, gl.DYNAMIC_DRAW);
     gl.bindVertexArray(null);
 
-    this.indices = new Uint16Array(NUM_SKIRT_INDICES + D.FACE_TRIANGLES.length);
+    this.indices = new Uint16Array(NUM_SKIRT_INDICES + D.FACE_TRIANGLES.length + FAN_INDICES.length);
     this.indices.set(D.SKIRT_TRIANGLES);
+    this.indices.set(FAN_INDICES, NUM_SKIRT_INDICES + D.FACE_TRIANGLES.length);
     this.order = new Uint16Array(NUM_FACE_TRIANGLES);
     this.faceDepth = new Float64Array(NUM_FACE_TRIANGLES);
-    this.frameMesh = { points: new Float64Array(D.NUM_FACE * 2), depth: new Float64Array(D.NUM_FACE) };
-    this.targets = new Float32Array((NUM_VERTICES + 4) * 2);
+    this.frameMesh = {
+      points: new Float64Array(D.NUM_FACE * 2), depth: new Float64Array(D.NUM_FACE), gaze: new Float64Array(2),
+    };
+    this.irises = new Float64Array(4);
+    this.targets = new Float32Array((NUM_VERTICES + 6) * 2);
     this.rings = new Float64Array(NUM_RING_VERTICES * 2);
     this.source = null;
     this.reference = null;
@@ -284,9 +303,10 @@ export class MeshwarpGLRenderer {
     this.maskA = this._target(width, height);
     this.maskB = this._target(width, height);
 
-    const sources = new Float32Array((NUM_VERTICES + 4) * 2);
+    const sources = new Float32Array((NUM_VERTICES + 6) * 2);
     sources.set(source.points);
     sources.set(source.rings, D.NUM_FACE * 2);
+    sources.set(source.irisPoints, IRIS_VERTEX * 2);
     gl.bindBuffer(gl.ARRAY_BUFFER, this.sourceBuffer);
     gl.bufferSubData(gl.ARRAY_BUFFER, 0, sources);
     this.sources = sources;
@@ -318,7 +338,7 @@ export class MeshwarpGLRenderer {
       headMotion: controls.headMotion ?? 1,
       stitching: controls.stitching ?? true,
     };
-    const { points, depth } = targetMesh(source, motion, this.reference, c, this.frameMesh);
+    const { points, depth, gaze } = targetMesh(source, motion, this.reference, c, this.frameMesh);
     const background = c.stitching ? null : similarity2d(source.points, points, D.RIGID_IDS);
     ringTargets(source, points, background, this.rings);
 
@@ -330,6 +350,7 @@ export class MeshwarpGLRenderer {
     targets.set(points);
     targets.set(this.rings, D.NUM_FACE * 2);
     targets.set(corners, NUM_VERTICES * 2);
+    targets.set(irisTargets(source, points, gaze, this.irises), IRIS_VERTEX * 2);
     const sources = this.sources;
     const b = background ?? [1, 0, 0, 0, 1, 0];
     for (let i = 0; i < 4; i++) {
@@ -421,6 +442,10 @@ export class MeshwarpGLRenderer {
       gl.uniform1f(u.uOpening, opening);
       gl.uniform2fv(u.uDarkness, D.CAVITY_DARKNESS);
       gl.uniform3fv(u.uTeeth, D.TEETH_COLOUR);
+      gl.uniform1f(u.uTeethShade, D.TEETH_SHADE);
+      gl.uniform3fv(u.uTeethBands, D.TEETH_BANDS);
+      gl.uniform1f(u.uTeethMax, D.TEETH_MAX);
+      gl.uniform2fv(u.uTeethOpen, D.TEETH_OPEN_PX);
     });
   }
 

@@ -15,6 +15,8 @@ export const SCALE_RANGE = [0.05, 8.0];
 export const TRANSLATION_LIMIT = 4.0;
 /** lpstream.face.ratios: landmark pairs of the eye- and lip-open ratios. */
 export const RATIO_POINTS = {"leftEyeLids": [159, 145], "leftEyeCorners": [33, 133], "rightEyeLids": [386, 374], "rightEyeCorners": [263, 362], "innerLips": [13, 14], "mouthCorners": [61, 291]};
+/** lpstream.meshwarp.gaze: iris centres, eye corners (left to right), the exp rows whose z carry each eye's (along, across) iris offset, and its clip. */
+export const GAZE = {"irisCentres": [468, 473], "axes": [[33, 133], [362, 263]], "slots": [[10, 11], [12, 13]], "limit": 0.28};
 /** lpstream.meshwarp.smoothing: One-Euro tunings of the sender's motion. */
 export const SMOOTHING = {"angles": {"minCutoffHz": 3.0, "beta": 0.3}, "placement": {"minCutoffHz": 3.0, "beta": 30.0}, "expression": {"minCutoffHz": 6.0, "beta": 150.0}};
 /** lpstream.face.tracker.FaceTracker's defaults, as MeshwarpSender builds it. */

@@ -5,7 +5,7 @@
 // lpstream.face's FaceLandmarks.points (z in pixel scale, negative towards the camera).
 
 import {
-  CONTROL_POINTS, EXP_LIMIT, MODEL_VERTICES, NUM_LANDMARKS, RATIO_POINTS, RIGID_IDS,
+  CONTROL_POINTS, EXP_LIMIT, GAZE, MODEL_VERTICES, NUM_LANDMARKS, RATIO_POINTS, RIGID_IDS,
   RIGID_WEIGHTS, SCALE_RANGE, TRANSLATION_LIMIT,
 } from './face_data.js';
 
@@ -188,6 +188,24 @@ RIGID_IDS.forEach((id, k) => {
   for (let i = 0; i < 3; i++) RIGID_MODEL[3 * k + i] = MODEL_VERTICES[3 * id + i];
 });
 
+/** lpstream.meshwarp.gaze.iris_offsets + put_gaze: each iris centre's offset in its eye
+ * (along the corners, across), eye widths, into the lid rows' z of `exp`. */
+function putGaze(exp, points) {
+  GAZE.axes.forEach(([left, right], eye) => {
+    const mx = (points[3 * left] + points[3 * right]) / 2;
+    const my = (points[3 * left + 1] + points[3 * right + 1]) / 2;
+    const ax = points[3 * right] - points[3 * left];
+    const ay = points[3 * right + 1] - points[3 * left + 1];
+    const norm = Math.max(ax * ax + ay * ay, 1e-9);
+    const iris = GAZE.irisCentres[eye];
+    const dx = points[3 * iris] - mx;
+    const dy = points[3 * iris + 1] - my;
+    const [alongRow, acrossRow] = GAZE.slots[eye];
+    exp[3 * alongRow + 2] = clip((dx * ax + dy * ay) / norm, -GAZE.limit, GAZE.limit);
+    exp[3 * acrossRow + 2] = clip((dx * -ay + dy * ax) / norm, -GAZE.limit, GAZE.limit);
+  });
+}
+
 /**
  * The motion of one face (lpstream.meshwarp.face_motion.motion_from_landmarks).
  * @param {ArrayLike<number>} points flat 478×3 image pixels (x right, y down, z away)
@@ -228,6 +246,7 @@ export function motionFromLandmarks(points, imageSize) {
       exp[3 * row + j] = clip(shape - MODEL_VERTICES[3 * id + j], -EXP_LIMIT, EXP_LIMIT);
     }
   });
+  putGaze(exp, points);
   return makeMotion({
     pitch, yaw, roll, t,
     scale: clip(pose.scale / unit, SCALE_RANGE[0], SCALE_RANGE[1]),

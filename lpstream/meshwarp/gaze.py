@@ -1,0 +1,134 @@
+"""Gaze: where each iris sits in its eye opening, carried in the motion and drawn by moving
+an iris vertex inside the eye.
+
+Measure: MediaPipe's iris centres (landmarks 468, 473) in each eye's corner frame: along the
+corner-to-corner axis and across it, in eye widths from the eye's middle, in the image plane
+(a head turn shifts the iris in the eye as seen, which is what the output should show).
+
+Wire: no new fields. The z components of the four lid control points (rows of 159, 145, 386,
+374 in `Motion.exp`) carry it instead: a lid's depth change is a few hundredths of a face unit
+that a 2-D warp cannot show (it only sorts triangles), while the iris offset is what a viewer
+reads as gaze. Upper lid z = offset along the eye, lower lid z = offset across it, per eye.
+The renderer zeroes those four components before spreading the control points' motion.
+
+Render: each eye opening gets a fan of triangles around an iris vertex (drawn over the face's
+own eye triangles); the vertex moves by the driver's change of gaze, clipped so it stays well
+inside the target opening, and the fan carries iris and eye white along smoothly.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from lpstream.meshwarp.topology import (
+    CONTROL_POINTS,
+    LEFT_EYE_LOWER,
+    LEFT_EYE_UPPER,
+    RIGHT_EYE_LOWER,
+    RIGHT_EYE_UPPER,
+)
+
+IRIS_CENTRES = (468, 473)
+"""MediaPipe iris centres of the image-left and image-right eye."""
+EYE_AXES = ((33, 133), (362, 263))
+"""Per eye, its corners left to right in the image."""
+EYE_LIDS = ((159, 145), (386, 374))
+"""Per eye, the upper and lower lid's control point (their exp rows carry the gaze in z)."""
+GAZE_SLOTS = tuple(
+    (CONTROL_POINTS.index(upper), CONTROL_POINTS.index(lower)) for upper, lower in EYE_LIDS
+)
+"""Per eye, the exp rows whose z holds (along, across) the iris offset."""
+EYE_LOOPS = (
+    LEFT_EYE_UPPER + LEFT_EYE_LOWER[-2:0:-1],
+    RIGHT_EYE_UPPER + RIGHT_EYE_LOWER[-2:0:-1],
+)
+"""Per eye, its opening as a closed loop of lid vertices (upper lid, then lower lid back)."""
+GAZE_LIMIT = 0.28
+"""|iris offset| on the wire, eye widths (the iris centre cannot leave the opening)."""
+ALONG_LIMIT = 0.24
+"""Drawn iris centre at most this far from the eye's middle along the eye, eye widths."""
+ACROSS_GAIN = 0.0
+"""Share of the driver's up/down gaze change drawn (see below)."""
+FRACTION_RANGE = (0.3, 0.7)
+"""The iris vertex stays between these fractions of the way from the upper to the lower lid."""
+
+
+def _frame(xy: np.ndarray, eye: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(middle, axis, normal) of one eye: axis spans corner to corner, normal is the axis
+    turned a quarter towards the image's bottom (same length)."""
+    left, right = EYE_AXES[eye]
+    middle = (xy[left] + xy[right]) / 2.0
+    axis = xy[right] - xy[left]
+    return middle, axis, np.array([-axis[1], axis[0]])
+
+
+def _coordinates(point: np.ndarray, frame: tuple[np.ndarray, ...]) -> np.ndarray:
+    middle, axis, normal = frame
+    norm = max(float(axis @ axis), 1e-9)
+    offset = point - middle
+    return np.array([offset @ axis / norm, offset @ normal / norm])
+
+
+def iris_offsets(points: np.ndarray) -> np.ndarray:
+    """(2 eyes, 2) iris centre offsets (along, across) in eye widths, of 478 landmarks."""
+    xy = np.asarray(points, dtype=np.float64)[:, :2]
+    return np.stack([_coordinates(xy[IRIS_CENTRES[eye]], _frame(xy, eye)) for eye in range(2)])
+
+
+def put_gaze(exp: np.ndarray, offsets: np.ndarray) -> None:
+    """Store `offsets` (2, 2) in the lid rows' z of `exp` (21, 3), in place."""
+    clipped = np.clip(offsets, -GAZE_LIMIT, GAZE_LIMIT)
+    for eye, (along_row, across_row) in enumerate(GAZE_SLOTS):
+        exp[along_row, 2] = clipped[eye, 0]
+        exp[across_row, 2] = clipped[eye, 1]
+
+
+def take_gaze(delta: np.ndarray) -> np.ndarray:
+    """The (along, across) gaze change both eyes share, taken out of `delta` (21, 3) in place
+    (eyes move together; the mean halves the landmarker's noise)."""
+    gaze = np.zeros(2)
+    for along_row, across_row in GAZE_SLOTS:
+        gaze += delta[along_row, 2], delta[across_row, 2]
+        delta[along_row, 2] = delta[across_row, 2] = 0.0
+    return gaze / len(GAZE_SLOTS)
+
+
+def lid_fractions(points: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """(2,) where each iris centre sits between its eye's upper (0) and lower (1) lid."""
+    xy = np.asarray(points, dtype=np.float64)[:, :2]
+    out = np.zeros(2)
+    for eye in range(2):
+        top, bottom = _lid_coordinates(xy, eye)
+        out[eye] = (offsets[eye, 1] - top) / max(bottom - top, 1e-6)
+    return np.clip(out, *FRACTION_RANGE)
+
+
+def _lid_coordinates(xy: np.ndarray, eye: int) -> tuple[float, float]:
+    frame = _frame(xy, eye)
+    upper, lower = EYE_LIDS[eye]
+    return float(_coordinates(xy[upper], frame)[1]), float(_coordinates(xy[lower], frame)[1])
+
+
+def iris_targets(
+    target: np.ndarray, source_along: np.ndarray, source_fraction: np.ndarray, gaze: np.ndarray
+) -> np.ndarray:
+    """(2, 2) target pixel positions of the iris vertices: along the eye, the source's own
+    offset plus the driver's gaze change, clipped; across, the source's place between the
+    lids (so a squint or a blink carries the iris as the lids' own warp would)."""
+    out = np.zeros((2, 2))
+    for eye in range(2):
+        middle, axis, normal = _frame(target, eye)
+        top, bottom = _lid_coordinates(target, eye)
+        along = np.clip(source_along[eye] + gaze[0], -ALONG_LIMIT, ALONG_LIMIT)
+        across = top + source_fraction[eye] * (bottom - top) + ACROSS_GAIN * gaze[1]
+        out[eye] = middle + along * axis + across * normal
+    return out
+
+
+def fan_triangles(iris_ids: tuple[int, int]) -> np.ndarray:
+    """(2·L, 3) int32 triangles joining each iris vertex to its eye opening's loop."""
+    fans = []
+    for centre, loop in zip(iris_ids, EYE_LOOPS, strict=True):
+        ring = np.asarray(loop)
+        fans.append(np.stack([np.full(len(ring), centre), ring, np.roll(ring, -1)], axis=1))
+    return np.concatenate(fans).astype(np.int32)
