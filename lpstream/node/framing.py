@@ -26,3 +26,32 @@ def unframe_packet(message: bytes) -> tuple[str, bytes]:
     except UnicodeDecodeError:
         raise ValueError("participant id is not UTF-8") from None
     return participant_id, message[1 + length :]
+
+
+def pack_item(participant_id: str, packet: bytes) -> bytes:
+    """One packet of a batch: `[u8 n][id][u16 length][packet]` (several share a message)."""
+    if len(packet) > 0xFFFF:
+        raise ValueError("packet too long for a batch")
+    return frame_packet(participant_id, len(packet).to_bytes(2, "big") + packet)
+
+
+def unpack_batch(message: bytes) -> list[tuple[str, bytes]]:
+    """Every (participant id, packet) of a batch; raises ValueError if any is truncated."""
+    items = []
+    offset = 0
+    while offset < len(message):
+        length = message[offset]
+        start = offset + 1 + length
+        if start + 2 > len(message):
+            raise ValueError("truncated batch item")
+        try:
+            participant_id = message[offset + 1 : start].decode()
+        except UnicodeDecodeError:
+            raise ValueError("participant id is not UTF-8") from None
+        size = int.from_bytes(message[start : start + 2], "big")
+        end = start + 2 + size
+        if end > len(message):
+            raise ValueError("truncated batch item")
+        items.append((participant_id, message[start + 2 : end]))
+        offset = end
+    return items

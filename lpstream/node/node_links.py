@@ -30,7 +30,8 @@ LINK_OPEN_TIMEOUT_S = 20.0
 FIRST_RETRY_S = 0.5
 """After a link failed, the offering side offers again after this, doubling per failure."""
 LAST_RETRY_S = 10.0
-STATS_PERIOD_S = 1.0
+STATS_PERIOD_S = 2.0
+"""Sender figures (protocol Stats, camera bitrate) of each carried participant, this often."""
 
 SendSignal = Callable[[str, dict[str, Any]], Awaitable[None]]
 ScalePortrait = Callable[[np.ndarray, str], Awaitable[Portrait]]
