@@ -7,7 +7,7 @@ entry point has one documented error type, and only that may escape:
 | entry point | input | documented error |
 |---|---|---|
 | `browser_control` (message, sliders, portrait header) | text | `ControlMessageError` |
-| link framing (`framing.unframe_packet`) | bytes | `ValueError` |
+| link framing (`framing.unframe_packet`, `framing.unpack_batch`) | bytes | `ValueError` |
 | link JSON (`NodeLink._json_message`: `camera`, `face`) | text | `ValueError` |
 | signaling messages (`signaling.messages.parse_message`) | text | `SignalingError` |
 | image headers (`portrait_image.declared_size`) | bytes | none: a size or None |
@@ -124,6 +124,7 @@ def entry_points() -> dict[str, tuple[str, Callable[[Any], Any], type[Exception]
     return {
         "browser_control": ("text", _control, ControlMessageError),
         "framing.unframe_packet": ("bytes", framing.unframe_packet, ValueError),
+        "framing.unpack_batch": ("bytes", framing.unpack_batch, ValueError),
         "NodeLink._json_message": ("text", link._json_message, ValueError),
         "signaling.parse_message": ("text", parse_signaling, SignalingError),
         "portrait_image.declared_size": ("image", _declared_size, None),
@@ -133,7 +134,11 @@ def entry_points() -> dict[str, tuple[str, Callable[[Any], Any], type[Exception]
 def run(count: int, seed: int = 20240611) -> dict[str, Any]:
     rng = random.Random(seed)
     images = _image_seeds()
-    frames = [framing.frame_packet("p1-abc", b"\x01\x02\x03"), framing.frame_packet("", b"")]
+    frames = [
+        framing.frame_packet("p1-abc", b"\x01\x02\x03"),
+        framing.frame_packet("", b""),
+        framing.pack_item("p1-abc", b"\x01\xc0ab") + framing.pack_item("p2-d", b"\x01\x30"),
+    ]
     targets = entry_points()
     outcomes: dict[str, Counter[str]] = {name: Counter() for name in targets}
     failures: list[dict[str, str]] = []
