@@ -9,8 +9,10 @@ tun devices there, moves one into each side namespace (a tun device keeps its fi
 descriptor across a move) and addresses them point-to-point, so every IP packet between the
 sides is read by it and written on after its impairment: a user-space netem. Rate caps are
 the kernel's `tbf` on each side's tun egress. Loss applies to UDP only (media: ICE, DTLS,
-SCTP, RTP), so the HTTP/websocket signaling still connects at 30 % loss; delay, jitter,
-blackouts and caps apply to everything. SIGUSR1 starts a blackout of `--blackout-s` seconds;
+SCTP, RTP); delay, jitter, blackouts and caps apply to everything. Loss, delay and jitter
+start on SIGUSR2 (`Lab.impair()`), so a call is set up on a clean link and then degrades (at
+30 % loss each way aiortc's DTLS handshake would not finish in its 15 s); caps hold from the
+start. SIGUSR1 starts a blackout of `--blackout-s` seconds;
 the forwarder prints it as a JSON line in CLOCK_MONOTONIC seconds (one clock across
 namespaces). Nothing here knows lpstream; addresses are 10.89.x.y only inside namespaces
 this module creates and always deletes.
@@ -157,6 +159,10 @@ class Lab:
             assert time.monotonic() < deadline, f"no {text!r} from {log}:\n{tail}"
             time.sleep(0.1)
 
+    def impair(self) -> None:
+        """Start loss, delay and jitter (caps hold from the start)."""
+        self.forwarder.send_signal(signal.SIGUSR2)
+
     def blackout(self) -> None:
         self.forwarder.send_signal(signal.SIGUSR1)
 
@@ -202,6 +208,7 @@ async def forward(args: argparse.Namespace) -> None:
             cap(namespace, device, args.rate_kbit)
     loop = asyncio.get_running_loop()
     blackout_until = 0.0
+    impaired = False  # loss, delay and jitter start on SIGUSR2: calls are set up on a clean link
     counts = {"c>n": [0, 0], "n>c": [0, 0]}  # [forwarded, dropped]
 
     def on_usr1() -> None:
@@ -209,6 +216,11 @@ async def forward(args: argparse.Namespace) -> None:
         now = time.monotonic()
         blackout_until = now + args.blackout_s
         print(json.dumps({"blackout": [now, blackout_until]}), flush=True)
+
+    def on_usr2() -> None:
+        nonlocal impaired
+        impaired = True
+        print(json.dumps({"impaired": time.monotonic()}), flush=True)
 
     def write(fd: int, packet: bytes) -> None:
         try:
@@ -224,11 +236,12 @@ async def forward(args: argparse.Namespace) -> None:
             except BlockingIOError:
                 return
             udp = len(packet) > 9 and packet[0] >> 4 == 4 and packet[9] == UDP
-            if time.monotonic() < blackout_until or (udp and rng.random() < args.loss):
+            lost = impaired and udp and rng.random() < args.loss
+            if time.monotonic() < blackout_until or lost:
                 counts[direction][1] += 1
                 continue
             counts[direction][0] += 1
-            delay = args.delay_ms + rng.uniform(-args.jitter_ms, args.jitter_ms)
+            delay = args.delay_ms + rng.uniform(-args.jitter_ms, args.jitter_ms) if impaired else 0
             if delay <= 0:
                 write(fds[target], packet)
             else:
@@ -237,6 +250,7 @@ async def forward(args: argparse.Namespace) -> None:
     loop.add_reader(fds["c"], readable, "c", "n")
     loop.add_reader(fds["n"], readable, "n", "c")
     loop.add_signal_handler(signal.SIGUSR1, on_usr1)
+    loop.add_signal_handler(signal.SIGUSR2, on_usr2)
     stop = asyncio.Event()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     print("forwarding", flush=True)

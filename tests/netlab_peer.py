@@ -4,7 +4,8 @@ figures of what they showed.
 `python -m tests.netlab_peer MODE WS_URL --window S` joins `ann` and `bob` to one room on the
 node across the impaired link (both pages on the client side: every packet crosses the link
 twice, up to the node and down again), prints `steady` once both show the other's avatar (or
-after a timeout), records for `S` seconds and prints one JSON line of raw events. Both pages
+after a timeout), waits `SETTLE_S` (the lab impairs the link from `steady` on), records for
+`S` seconds and prints one JSON line of raw events. Both pages
 share this process's clock, CLOCK_MONOTONIC, which is also the forwarder's.
 
 - `keypoints`: KeypointBrowser pages playing d0.mp4's meshwarp motion. A frame is *shown*
@@ -40,6 +41,8 @@ from lpstream.protocol import LANDMARKS, DecodeStatus
 from lpstream.protocol import motion_fields as mf
 from lpstream.shared_data import shared_dir
 
+SETTLE_S = 1.0
+"""Between `steady` and the measured window: the link's impairment takes hold."""
 OFFSET = 7
 """bob plays the clip from this frame on, so the two streams differ."""
 TOLERANCE_STEPS = LANDMARKS.dead_zone + 0.05
@@ -140,12 +143,11 @@ async def camera(url: str, window_s: float, frames: list[np.ndarray]) -> dict[st
     shown: dict[str, list[float]] = {p.name: [] for p in pages}
 
     async def watch(page: LoopbackBrowser) -> None:
-        while 0 not in page.tracks:
-            await asyncio.sleep(0.05)
+        track = page.tracks[0]  # there since join: the answer's first receive slot
         previous: np.ndarray | None = None
         with contextlib.suppress(Exception):
             while True:
-                frame = (await page.tracks[0].recv()).to_ndarray(format="rgb24").astype(np.int16)
+                frame = (await track.recv()).to_ndarray(format="rgb24").astype(np.int16)
                 if frame.shape == placeholder.shape and np.abs(frame - placeholder).mean() < 8:
                     continue
                 if previous is None or np.abs(frame - previous).mean() > 0.3:
@@ -175,10 +177,12 @@ async def camera(url: str, window_s: float, frames: list[np.ndarray]) -> dict[st
 
 
 async def steady(predicate: Any, limit_s: float = 25) -> None:
-    deadline = time.monotonic() + limit_s
-    while not predicate() and time.monotonic() < deadline:
+    for _ in range(round(limit_s / 0.05)):
+        if predicate():
+            break
         await asyncio.sleep(0.05)
     print(f"steady {predicate()}", flush=True)
+    await asyncio.sleep(SETTLE_S)  # the lab starts impairing on `steady`
 
 
 def figures(report: dict[str, Any], blackouts: list[tuple[float, float]]) -> dict[str, Any]:
