@@ -98,7 +98,7 @@ async def test_two_keypoint_pages_exchange_motion_and_portraits_without_media(
         statuses = other.statuses
         assert DecodeStatus.CONCEALED not in statuses, "relayed packets always decode"
         assert statuses.count(DecodeStatus.DECODED) > 0.9 * len(statuses)
-        assert page.feedback_in > 10, "the merged feedback reaches the sending page"
+        assert page.feedback_in > 3, "the merged feedback reaches the sending page"
     # feedback works end to end: the senders' encoders moved to delta frames
     assert ann.encoder.keyframes_sent < 0.2 * ann.encoder.frames_sent
     # bob got ann's portrait bytes, content-addressed, and her face id
