@@ -28,7 +28,7 @@ from lpstream.rate_limit import TokenBucket
 
 log = logging.getLogger("lpstream.node")
 
-STATS_PERIOD_S = 1.0
+STATS_PERIOD_S = 2.0
 CONTROL_MESSAGES_PER_S = 60.0
 """Sustained JSON control messages per session (a dragged slider sends one per input event)."""
 CONTROL_BURST = 120

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from lpstream.protocol.motion_codec import MotionDecoder
 
-FEEDBACK_EVERY_PACKETS = 4
+FEEDBACK_EVERY_PACKETS = 8
 
 
 class FeedbackPacer:

@@ -1,7 +1,7 @@
 // How often a receiver sends feedback: every FEEDBACK_EVERY_PACKETS-th packet, a keyframe
 // request and the first acknowledgement at once (lpstream/protocol/feedback_pacing.py).
 
-export const FEEDBACK_EVERY_PACKETS = 4;
+export const FEEDBACK_EVERY_PACKETS = 8;
 
 export class FeedbackPacer {
   /** Ask poll() after each packet given to `decoder`; it returns feedback bytes when due. */
