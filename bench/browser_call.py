@@ -34,19 +34,9 @@ from signaling import Limits
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from tests.test_browser_e2e import write_y4m  # noqa: E402  (the tests' fake-camera writer)
+from tests.chromium import CHROMIUM, HEADLESS_ARGS, fake_media_args, write_y4m  # noqa: E402
 
 RESULT = ROOT / "bench" / "results" / "browser_call.json"
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--no-sandbox",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-dev-shm-usage",
-    "--enable-unsafe-swiftshader",
-    "--use-fake-ui-for-media-stream",
-    "--use-fake-device-for-media-stream",
-]
 
 PAGE_FIGURES = """() => {
   const s = window.lpstream, k = s.kinds;
@@ -71,9 +61,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             await asyncio.to_thread(write_y4m, shared_dir() / "media" / "d0.mp4", camera)
             async with async_playwright() as playwright:
                 browser = await playwright.chromium.launch(
-                    executable_path=CHROMIUM,
+                    executable_path=str(CHROMIUM),
                     headless=True,
-                    args=[*ARGS, f"--use-file-for-fake-video-capture={camera}"],
+                    args=[*HEADLESS_ARGS, *fake_media_args(camera)],
                 )
                 pages = []
                 for name in ("ann", "bob"):

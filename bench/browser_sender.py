@@ -32,10 +32,9 @@ from lpstream.node import NodeConfig
 from lpstream.serve import CallServer, ServeConfig
 from lpstream.shared_data import shared_dir
 from signaling import Limits
-from tests.test_browser_e2e import write_y4m
+from tests.chromium import CHROMIUM, HEADLESS_ARGS, fake_media_args, write_y4m
 
 RESULTS = Path(__file__).resolve().parent / "results" / "browser_sender.json"
-CHROMIUM = "/usr/bin/chromium"
 
 PAGE = """async ({ frames }) => {
   const { KeypointSender, motionFromLandmarks } = await import('/sender/keypoint_sender.js');
@@ -122,18 +121,9 @@ async def browser_run(y4m: Path, frames: int) -> dict[str, Any]:
     try:
         async with async_playwright() as playwright:
             browser = await playwright.chromium.launch(
-                executable_path=CHROMIUM,
+                executable_path=str(CHROMIUM),
                 headless=True,
-                args=[
-                    "--no-sandbox",
-                    "--disable-background-networking",
-                    "--disable-component-update",
-                    "--disable-dev-shm-usage",
-                    "--enable-unsafe-swiftshader",
-                    "--use-fake-ui-for-media-stream",
-                    "--use-fake-device-for-media-stream",
-                    f"--use-file-for-fake-video-capture={y4m}",
-                ],
+                args=[*HEADLESS_ARGS, *fake_media_args(y4m)],
             )
             page = await browser.new_page()
             await page.goto(f"http://127.0.0.1:{server.port}/sender/face_data.js")

@@ -19,18 +19,12 @@ import numpy as np
 
 from lpstream.backend import Controls
 from lpstream.motion import Motion
+from tests.chromium import CHROMIUM, HEADLESS_ARGS
 
 WEB_CLIENT = Path(__file__).resolve().parents[1] / "web_client"
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-dev-shm-usage",
-    "--enable-unsafe-swiftshader",
-    "--use-gl=angle",
-    "--use-angle=swiftshader",
-]
+# ANGLE on SwiftShader: the renderer's reference figures were measured with it (it slows
+# MediaPipe 3×, so the call tests do not use it).
+CHROMIUM_ARGS = [*HEADLESS_ARGS, "--use-gl=angle", "--use-angle=swiftshader"]
 HARNESS = b"""<!doctype html><meta charset="utf-8"><canvas id="c"></canvas>
 <script type="module">
 import { MeshwarpGLRenderer } from "/render/renderer.js";

@@ -17,10 +17,9 @@ import pytest
 from lpstream.node.loopback_audio import RATE, load_speech
 from tests.conftest import shared_file
 from tests.test_browser_keypoints import (  # noqa: F401 (fixtures)
-    ARGS,
-    CHROMIUM,
     close_pages,
     fake_camera,
+    open_pages,
     server,
 )
 
@@ -51,48 +50,13 @@ def fake_microphone(tmp_path: Path) -> Path:
     return out
 
 
-async def open_talking_pages(node: Any, camera: Path, wav: Path, queries: list[str]) -> Any:
-    from playwright.async_api import async_playwright
-
-    playwright = await async_playwright().start()
-    browser = await playwright.chromium.launch(
-        executable_path=str(CHROMIUM),
-        headless=True,
-        args=[
-            *ARGS,
-            f"--use-file-for-fake-video-capture={camera}",
-            f"--use-file-for-fake-audio-capture={wav}",
-            "--autoplay-policy=no-user-gesture-required",
-        ],
-    )
-    context = await browser.new_context(viewport={"width": 1100, "height": 900})
-    outside: list[str] = []
-
-    async def only_loopback(route: Any) -> None:
-        url = route.request.url
-        if url.startswith(("http://127.0.0.1", "ws://127.0.0.1", "data:", "blob:")):
-            await route.continue_()
-        else:
-            outside.append(url)
-            await route.abort()
-
-    await context.route("**/*", only_loopback)
-    pages = []
-    for query in queries:
-        page = await context.new_page()
-        page.on("pageerror", lambda e: outside.append(f"page error: {e}"))
-        await page.goto(f"http://127.0.0.1:{node.port}/?{query}&autojoin=1")
-        pages.append(page)
-    return (playwright, browser, outside), pages
-
-
 async def test_two_keypoint_pages_hear_each_other(
     server: Any,  # noqa: F811
     fake_camera: Path,  # noqa: F811
     fake_microphone: Path,
 ) -> None:
-    handles, pages = await open_talking_pages(
-        server, fake_camera, fake_microphone, ["room=hear&name=ann", "room=hear&name=bob"]
+    handles, pages = await open_pages(
+        server, fake_camera, ["room=hear&name=ann", "room=hear&name=bob"], fake_microphone
     )
     try:
         for page in pages:

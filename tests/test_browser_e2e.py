@@ -18,7 +18,6 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-import av
 import cv2
 import numpy as np
 import pytest
@@ -27,30 +26,12 @@ from lpstream.node import NodeConfig
 from lpstream.serve import CallServer, ServeConfig
 from lpstream.tls import make_self_signed
 from signaling import Limits
+from tests.chromium import CHROMIUM, HEADLESS_ARGS, fake_media_args, write_y4m
 from tests.conftest import shared_file
 
 pytestmark = pytest.mark.slow
 
-CHROMIUM = Path("/usr/bin/chromium")
 MOTION_LIMIT_KBPS = 10.0
-
-
-def write_y4m(
-    video: Path, out: Path, size: tuple[int, int] = (320, 240), seconds: float = 3.0
-) -> None:
-    """A webcam-sized 25 fps .y4m of a face video (the face letterboxed, as a laptop sees it)."""
-    width, height = size
-    with av.open(str(video)) as container, out.open("wb") as sink:
-        sink.write(f"YUV4MPEG2 W{width} H{height} F25:1 Ip A1:1 C420jpeg\n".encode())
-        for index, frame in enumerate(container.decode(video=0)):
-            if index >= seconds * 25:
-                break
-            square = cv2.resize(frame.to_ndarray(format="rgb24"), (height, height))
-            canvas = np.zeros((height, width, 3), np.uint8)
-            left = (width - height) // 2
-            canvas[:, left : left + height] = square
-            yuv = av.VideoFrame.from_ndarray(canvas, format="rgb24").reformat(format="yuv420p")
-            sink.write(b"FRAME\n" + yuv.to_ndarray().tobytes())
 
 
 # Samples the first visible remote tile: playback time, and a small grey thumbnail.
@@ -109,15 +90,7 @@ async def test_two_tabs_call_each_other(fake_camera: Path, tmp_path: Path) -> No
             browser = await playwright.chromium.launch(
                 executable_path=str(CHROMIUM),
                 headless=True,
-                args=[
-                    "--no-sandbox",
-                    "--disable-background-networking",
-                    "--disable-component-update",
-                    "--disable-dev-shm-usage",  # containers often have a tiny /dev/shm
-                    "--use-fake-ui-for-media-stream",
-                    "--use-fake-device-for-media-stream",
-                    f"--use-file-for-fake-video-capture={fake_camera}",
-                ],
+                args=[*HEADLESS_ARGS, *fake_media_args(fake_camera)],
             )
             context = await browser.new_context(
                 viewport={"width": 1100, "height": 900}, ignore_https_errors=True

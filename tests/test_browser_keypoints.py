@@ -17,21 +17,12 @@ import pytest
 from lpstream.node import NodeConfig
 from lpstream.serve import CallServer, ServeConfig
 from signaling import Limits
+from tests.chromium import CHROMIUM, HEADLESS_ARGS, fake_media_args, write_y4m
 from tests.conftest import shared_file
-from tests.test_browser_e2e import CHROMIUM, write_y4m
 
 pytestmark = pytest.mark.slow
 
 VENDOR = Path(__file__).resolve().parent.parent / "web_client" / "vendor" / "tasks-vision"
-ARGS = [
-    "--no-sandbox",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-dev-shm-usage",
-    "--enable-unsafe-swiftshader",
-    "--use-fake-ui-for-media-stream",
-    "--use-fake-device-for-media-stream",
-]
 
 # A grey 48×48 thumbnail of the first visible remote tile (canvas or video, whichever shows).
 SAMPLE = """() => {
@@ -89,14 +80,18 @@ async def live_tile(page: Any, kind: str, limit_s: float = 60) -> list[float]:
     raise AssertionError(f"no live {kind} tile; page state: {state[:1500]}")
 
 
-async def open_pages(server: CallServer, camera: Path, queries: list[str]) -> tuple[Any, list]:
+async def open_pages(
+    server: CallServer, camera: Path, queries: list[str], microphone: Path | None = None
+) -> tuple[Any, list]:
+    """One browser, a window per page (a background tab does not draw); nothing may leave
+    loopback."""
     from playwright.async_api import async_playwright
 
     playwright = await async_playwright().start()
     browser = await playwright.chromium.launch(
         executable_path=str(CHROMIUM),
         headless=True,
-        args=[*ARGS, f"--use-file-for-fake-video-capture={camera}"],
+        args=[*HEADLESS_ARGS, *fake_media_args(camera, microphone)],
     )
     # Nothing may leave loopback: no CDN, no telemetry.
     outside: list[str] = []

@@ -26,12 +26,12 @@ from lpstream.face.landmarks import FaceLandmarks
 from lpstream.face.tracker import FaceTracker
 from lpstream.meshwarp import web_sender_data
 from lpstream.meshwarp.sender import MeshwarpSender
+from tests.chromium import CHROMIUM, HEADLESS_ARGS, fake_media_args, write_y4m
 from tests.conftest import shared_file
 
 ROOT = Path(__file__).resolve().parent.parent
 SENDER = ROOT / "web_client" / "sender"
 VENDOR = ROOT / "web_client" / "vendor" / "tasks-vision"
-CHROMIUM = Path("/usr/bin/chromium")
 NODE = shutil.which("node")
 FPS = 30.0
 
@@ -334,7 +334,6 @@ def browser_clip(tmp_path: Path) -> tuple[Path, list[np.ndarray]]:
         pytest.skip(f"{CHROMIUM} missing: run scripts/ensure_chromium.sh (as root)")
     if not (VENDOR / "vision_bundle.mjs").exists():
         pytest.skip(f"{VENDOR} missing: run `make setup` (npm ci of web_client/)")
-    from tests.test_browser_e2e import write_y4m
 
     out = tmp_path / "face.y4m"
     write_y4m(shared_file("media/d0.mp4"), out)
@@ -388,16 +387,7 @@ async def test_browser_sender_follows_python(browser_clip: tuple[Path, list[np.n
             browser = await playwright.chromium.launch(
                 executable_path=str(CHROMIUM),
                 headless=True,
-                args=[
-                    "--no-sandbox",
-                    "--disable-background-networking",
-                    "--disable-component-update",
-                    "--disable-dev-shm-usage",
-                    "--enable-unsafe-swiftshader",
-                    "--use-fake-ui-for-media-stream",
-                    "--use-fake-device-for-media-stream",
-                    f"--use-file-for-fake-video-capture={y4m}",
-                ],
+                args=[*HEADLESS_ARGS, *fake_media_args(y4m)],
             )
             context = await browser.new_context()
 

@@ -77,8 +77,8 @@ class KeypointDownlink:
         self._portraits_out: dict[str, PortraitSender] = {}
         self._source_data: dict[str, dict[str, object]] = {}
         """Portrait sha256 → what the page's renderer needs of it (computed once)."""
-        self._images: dict[str, bytes] = {}
-        """Portrait sha256 → the JPEG the page gets."""
+        self._images: dict[str, tuple[bytes, str]] = {}
+        """Portrait sha256 → the JPEG the page gets, and that JPEG's sha256."""
         self._feedback_budget = TokenBucket(rate=4 * context.config.fps, burst=200)
         self._tasks: set[asyncio.Task[None]] = set()
         self.bytes_out = RateMeter()
@@ -170,10 +170,14 @@ class KeypointDownlink:
                 self._source_data[portrait.sha256] = data
             # The image as rendered here (scaled to the node's portrait size), so it matches
             # the renderer data; an upload may be larger.
-            encoded = self._images.get(portrait.sha256)
-            if encoded is None:
+            image = self._images.get(portrait.sha256)
+            if image is None:
                 encoded = await loop.run_in_executor(stages.executor, _jpeg, portrait.rgb)
-                self._images[portrait.sha256] = encoded
+                image = self._images[portrait.sha256] = (
+                    encoded,
+                    hashlib.sha256(encoded).hexdigest(),
+                )
+            encoded, image_sha256 = image
             await asyncio.wait_for(self._channels_open.wait(), CHANNEL_OPEN_TIMEOUT_S)
         except (LpstreamError, TimeoutError) as exc:
             log.warning("portrait of %s not sent to %s: %s", source_id, self.participant_id, exc)
@@ -184,7 +188,7 @@ class KeypointDownlink:
             {
                 "type": "source",
                 "id": source_id,
-                "sha256": hashlib.sha256(encoded).hexdigest(),
+                "sha256": image_sha256,
                 "data": data,
             }
         )

@@ -125,18 +125,10 @@ class LoopbackBrowser:
 
     async def _next(self, kind: str) -> dict[str, Any]:
         assert self.ws is not None
-        while True:
-            message = json.loads(await asyncio.wait_for(self.ws.recv(), 15))
-            assert message["type"] != "error", message
-            if message["type"] == kind:
-                return message
+        return await next_signaling_message(self.ws, kind)
 
     def upload(self, encoded: bytes, sha256: str | None = None) -> None:
-        sha = sha256 or hashlib.sha256(encoded).hexdigest()
-        self.control.send(json.dumps({"type": "portrait", "bytes": len(encoded), "sha256": sha}))
-        for start in range(0, len(encoded), 16384):
-            self.control.send(encoded[start : start + 16384])
-        self.control.send(json.dumps({"type": "portrait-end"}))
+        upload_portrait(self.control, encoded, sha256)
 
     async def wait_message(self, kind: str, limit_s: float = 20) -> dict[str, Any]:
         deadline = time.monotonic() + limit_s
@@ -165,6 +157,24 @@ def add_audio_slots(
         else pc.addTransceiver("audio", direction="recvonly")
         for slot in range(slots)
     ]
+
+
+async def next_signaling_message(ws: ClientConnection, kind: str) -> dict[str, Any]:
+    """The next signaling message of `kind` (an `error` one fails the test at once)."""
+    while True:
+        message = json.loads(await asyncio.wait_for(ws.recv(), 15))
+        assert message["type"] != "error", message
+        if message["type"] == kind:
+            return message
+
+
+def upload_portrait(control: Any, encoded: bytes, sha256: str | None = None) -> None:
+    """What the page does: a `portrait` header, the bytes in 16 KiB chunks, `portrait-end`."""
+    sha = sha256 or hashlib.sha256(encoded).hexdigest()
+    control.send(json.dumps({"type": "portrait", "bytes": len(encoded), "sha256": sha}))
+    for start in range(0, len(encoded), 16384):
+        control.send(encoded[start : start + 16384])
+    control.send(json.dumps({"type": "portrait-end"}))
 
 
 def jpeg(rgb: np.ndarray) -> bytes:

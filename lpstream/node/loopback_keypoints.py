@@ -8,7 +8,6 @@ and decodes it with the project's codec, answers with feedback, and receives the
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -20,7 +19,7 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from lpstream.backend import SenderOutput
 from lpstream.node.framing import frame_packet, unframe_packet
-from lpstream.node.loopback import add_audio_slots
+from lpstream.node.loopback import add_audio_slots, next_signaling_message, upload_portrait
 from lpstream.node.shutdown import bounded
 from lpstream.protocol import (
     LANDMARKS,
@@ -122,11 +121,7 @@ class KeypointBrowser:
 
     async def _next(self, kind: str) -> dict[str, Any]:
         assert self.ws is not None
-        while True:
-            message = json.loads(await asyncio.wait_for(self.ws.recv(), 15))
-            assert message["type"] != "error", message
-            if message["type"] == kind:
-                return message
+        return await next_signaling_message(self.ws, kind)
 
     # -- uplink ------------------------------------------------------------------------------
 
@@ -188,11 +183,7 @@ class KeypointBrowser:
             channel.send(json.dumps(message))
 
     def upload(self, encoded: bytes) -> None:
-        sha = hashlib.sha256(encoded).hexdigest()
-        self.send_control({"type": "portrait", "bytes": len(encoded), "sha256": sha})
-        for start in range(0, len(encoded), 16384):
-            self.channels["control"].send(encoded[start : start + 16384])
-        self.send_control({"type": "portrait-end"})
+        upload_portrait(self.channels["control"], encoded)
 
     async def wait_for(self, predicate: Any, limit_s: float = 20, what: str = "") -> None:
         deadline = asyncio.get_running_loop().time() + limit_s

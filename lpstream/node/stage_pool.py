@@ -78,13 +78,6 @@ class StagePool:
                 self._stages.remove(stage)
         stage.close()
 
-    async def release_later(self, stage: Stage) -> None:
-        """Release in the executor, after the stage's current call there (if any) ends."""
-        try:
-            await asyncio.get_running_loop().run_in_executor(self.executor, self.release, stage)
-        except RuntimeError:  # the executor is gone: the node is stopping
-            self.release(stage)
-
     async def check_portrait(self, encoded: bytes, max_side: int, max_bytes: int) -> Portrait:
         """Decode an upload and make sure the backend finds a face in it (raises ImageError,
         NoFaceError)."""
