@@ -1,7 +1,11 @@
 """Node-to-node link: one RTCPeerConnection with data channels only (no RTP media).
 
-`motion` (unordered, maxRetransmits=0) carries motion packets: a late packet is worthless,
-the next one supersedes it. `control` (reliable, ordered) carries the protocol's messages
+`motion` (unordered, maxRetransmits=0) carries motion packets and the participants' sound
+(Opus packets as their browsers sent them, `link_audio.py`): a late packet is worthless,
+the next one supersedes it. A sound packet goes out at once and takes the motion waiting
+for a batch with it, so while someone speaks motion costs no packets of its own.
+
+`control` (reliable, ordered) carries the protocol's messages
 (lpstream.protocol): Hello, portrait transfer (offer / need / chunks / accepted), codec
 feedback and Stats. Both channels carry many participants, so every binary message is
 framed as `[len(id)][participant id][protocol packet]` (empty id: about the link itself).
@@ -21,7 +25,9 @@ import numpy as np
 from aiortc import RTCPeerConnection, RTCSessionDescription
 
 from lpstream.errors import LpstreamError
+from lpstream.node.audio_forwarding import AudioFrame
 from lpstream.node.framing import frame_packet, pack_item, unframe_packet, unpack_batch
+from lpstream.node.link_audio import decode_audio, encode_audio, is_audio
 from lpstream.node.meters import RateMeter
 from lpstream.node.shutdown import bounded
 from lpstream.protocol import (
@@ -68,6 +74,7 @@ class LinkEvents:
         stats: Callable[[NodeLink, str, Stats | None, float | None], None],
         face: Callable[[NodeLink, str, int], None] | None = None,
         failed: Callable[[NodeLink], None] | None = None,
+        audio: Callable[[NodeLink, str, AudioFrame], None] | None = None,
     ) -> None:
         self.motion = motion
         self.feedback = feedback
@@ -80,6 +87,8 @@ class LinkEvents:
         self.failed = failed
         """(link): its peer connection failed or was closed by the far side (reported once,
         never for a close this side asked for)."""
+        self.audio = audio
+        """(link, participant, frame): an Opus packet of a participant of the far node."""
 
 
 class NodeLink:
@@ -94,6 +103,8 @@ class NodeLink:
         self.opened = asyncio.Event()
         self.motion_bytes_out = RateMeter()
         self.motion_bytes_in = RateMeter()
+        self.audio_bytes_out = RateMeter()
+        self.audio_bytes_in = RateMeter()
         self._motion_queue: list[bytes] = []
         self._motion_queued_bytes = 0
         self._motion_timer: asyncio.TimerHandle | None = None
@@ -168,6 +179,24 @@ class NodeLink:
         elif self._motion_timer is None:
             loop = asyncio.get_running_loop()
             self._motion_timer = loop.call_later(MOTION_BATCH_WAIT_S, self._flush_motion)
+
+    def send_audio(self, participant_id: str, frame: AudioFrame) -> None:
+        """An Opus packet goes at once (no batching delay for sound), with the motion that
+        was waiting for its batch."""
+        if self.motion is None or self.motion.readyState != "open":
+            return
+        try:
+            item = pack_item(participant_id, encode_audio(frame))
+        except ValueError as exc:
+            self.errors += 1
+            log.warning("not carrying a sound packet of %s: %s", participant_id, exc)
+            return
+        if self._motion_queued and self._motion_queued_bytes + len(item) > MAX_BATCH_BYTES:
+            self._flush_motion()
+        self._motion_queue.append(item)
+        self._motion_queued_bytes += len(item)
+        self.audio_bytes_out.add(len(frame.payload))
+        self._flush_motion()
 
     @property
     def _motion_queued(self) -> bool:
@@ -249,11 +278,25 @@ class NodeLink:
             log.warning("bad motion frame from %s: %s", self.remote_node, exc)
             return
         for participant_id, packet in items:
+            if is_audio(packet):
+                self._audio_item(participant_id, packet)
+                continue
             if len(packet) >= 2 and packet[1] == Kind.FEEDBACK:
                 self.events.feedback(self, participant_id, packet)
                 continue
             self.motion_bytes_in.add(len(packet))
             self.events.motion(self, participant_id, packet)
+
+    def _audio_item(self, participant_id: str, packet: bytes) -> None:
+        try:
+            frame = decode_audio(packet)
+        except ValueError as exc:
+            self.errors += 1
+            log.warning("bad sound packet from %s: %s", self.remote_node, exc)
+            return
+        self.audio_bytes_in.add(len(frame.payload))
+        if self.events.audio is not None:
+            self.events.audio(self, participant_id, frame)
 
     def _control_message(self, message: str | bytes) -> None:
         try:
