@@ -56,6 +56,10 @@ direction at 54 packets/s; pairs 28–31 kbit/s at 25–29; threes 21–22 kbit/
 MOTION_BATCH_WAIT_S = 0.09
 """A batch goes out after this long even if not full."""
 MAX_BATCH_BYTES = 1100
+SOUND_ACTIVE_S = 0.15
+"""While a sound packet went out on the link this recently (packets come every 60 ms while
+someone speaks), motion waits for the next one instead of filling a batch of its own; the
+batch timer and the byte limit still send it if none comes."""
 FEEDBACK_COALESCE_S = 0.2
 """Feedback of one participant is sent at most this often (the newest supersedes the ones
 before it), riding in the next motion batch the other way when there is one, else alone on
@@ -108,6 +112,8 @@ class NodeLink:
         self._motion_queue: list[bytes] = []
         self._motion_queued_bytes = 0
         self._motion_timer: asyncio.TimerHandle | None = None
+        self._last_sound = -1.0
+        """Loop time of the last sound packet sent."""
         self._pending_feedback: dict[str, bytes] = {}
         self._feedback_timer: asyncio.TimerHandle | None = None
         self.errors = 0
@@ -174,7 +180,7 @@ class NodeLink:
         self._motion_queue.append(item)
         self._motion_queued_bytes += len(item)
         self.motion_bytes_out.add(len(packet))
-        if len(self._motion_queue) >= MOTION_BATCH_PACKETS:
+        if len(self._motion_queue) >= MOTION_BATCH_PACKETS and not self._sound_flowing():
             self._flush_motion()
         elif self._motion_timer is None:
             loop = asyncio.get_running_loop()
@@ -196,7 +202,11 @@ class NodeLink:
         self._motion_queue.append(item)
         self._motion_queued_bytes += len(item)
         self.audio_bytes_out.add(len(frame.payload))
+        self._last_sound = asyncio.get_running_loop().time()
         self._flush_motion()
+
+    def _sound_flowing(self) -> bool:
+        return asyncio.get_running_loop().time() - self._last_sound < SOUND_ACTIVE_S
 
     @property
     def _motion_queued(self) -> bool:
