@@ -14,12 +14,16 @@ from collections.abc import AsyncIterator
 
 import numpy as np
 import pytest
+from aiortc import RTCPeerConnection
 
 from lpstream.node import NodeConfig
 from lpstream.node.audio_forwarding import AudioForwarding, AudioFrame
-from lpstream.node.link_audio import decode_audio, encode_audio
+from lpstream.node.framing import pack_item
+from lpstream.node.link import LinkEvents, NodeLink
+from lpstream.node.link_audio import MAX_OPUS_BYTES, decode_audio, encode_audio
 from lpstream.node.loopback_audio import OpusMicrophone, heard_rms, load_speech
 from lpstream.node.loopback_keypoints import KeypointBrowser
+from lpstream.protocol.wire import PROTOCOL_VERSION
 from lpstream.serve import CallServer, ServeConfig
 from signaling import Limits
 from tests.conftest import shared_file
@@ -183,3 +187,34 @@ def test_a_late_or_repeated_packet_is_dropped_and_a_new_stream_is_not() -> None:
         source.publish(b"\x48", sequence * 960, sequence)
     assert heard == [65534, 65535, 0, 2, 3, 40000, 40001]
     assert source.late == 3
+
+
+async def test_a_bad_sound_item_on_a_link_is_counted_and_the_rest_of_the_batch_kept() -> None:
+    heard: list[tuple[str, AudioFrame]] = []
+    moved: list[str] = []
+    pc = RTCPeerConnection()
+    link = NodeLink(
+        pc,
+        "node:B",
+        LinkEvents(
+            motion=lambda _link, participant, _packet: moved.append(participant),
+            feedback=lambda *a: None,
+            portrait=lambda *a: None,
+            stats=lambda *a: None,
+            audio=lambda _link, participant, frame: heard.append((participant, frame)),
+        ),
+    )
+    good = AudioFrame(b"\x48" * 40, 123456, 7)
+    motion = bytes((PROTOCOL_VERSION, 0x10, 0))  # a header only: the link does not decode it
+    batch = b"".join(
+        (
+            pack_item("p1", b"\x00\x01\x02"),  # too short for an audio item
+            pack_item("p1", encode_audio(good)),
+            pack_item("p2", motion),
+            pack_item("p1", b"\x00" + bytes(6) + bytes(MAX_OPUS_BYTES + 1)),  # too long
+        )
+    )
+    link._motion_message(batch)
+    assert heard == [("p1", good)] and moved == ["p2"] and link.errors == 2
+    assert link.audio_bytes_in.total == len(good.payload)
+    await pc.close()
