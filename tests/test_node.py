@@ -161,9 +161,12 @@ async def test_two_nodes_share_a_call_over_data_channels_only(
         link_a = server.node.links.links["node:B"]
         link_b = node_b.node.links.links["node:A"]
         for link in (link_a, link_b):
+            # video never crosses a link; audio crosses on the data channels, not as RTP
+            # (docs/architecture.md, "Sound across node links"): no RTP media at all
             assert link.pc.getTransceivers() == [], "no RTP media between nodes"
             for description in (link.pc.localDescription, link.pc.remoteDescription):
-                assert "m=video" not in description.sdp and "m=audio" not in description.sdp
+                assert "m=video" not in description.sdp, "video crossed a node link"
+                assert "m=audio" not in description.sdp, "audio crosses as data, not RTP"
                 assert "m=application" in description.sdp
             assert link.motion.ordered is False and link.motion.maxRetransmits == 0
             assert link.control.ordered is True and link.control.maxRetransmits is None

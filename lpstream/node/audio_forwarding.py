@@ -15,6 +15,11 @@ Audio follows the same tile map as video (`show(slots)`): audio transceiver i of
 its tile i, so the page knows whose voice a track is, as it knows whose face a tile is. The
 first audio transceiver also carries the page's own microphone up. None of this depends on
 the page's uplink or downlink kind.
+
+A participant hosted by another node is a source here too, fed by the node link instead of a
+receiver (`node_links.py`, `link_audio.py`): the link carries each packet with the speaker's
+RTP timestamp and sequence number, so a remote voice is published exactly as a local one.
+The other way, a node link is a relay of each local source its far node needs.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import asyncio
 import contextlib
 import fractions
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import av
@@ -35,20 +41,52 @@ OPUS_TIME_BASE = fractions.Fraction(1, 48000)
 """Opus RTP always runs a 48 kHz clock, whatever the audio bandwidth."""
 QUEUE_PACKETS = 25
 """A listener's sender more than this far behind (about 1 s at 40 ms) loses the oldest."""
+SEQUENCE_MODULO = 1 << 16
+LATE_WINDOW = 64
+"""A packet up to this many sequence numbers behind the newest is late (reordered or
+duplicated on the way) and dropped: the tracks renumber what they send, so a late packet
+would reach the listener as a new one. Further behind is a new stream (a reconnected page)."""
+
+
+@dataclass(frozen=True)
+class AudioFrame:
+    """One Opus packet as the speaker's browser sent it, with its RTP clock and number."""
+
+    payload: bytes
+    timestamp: int
+    """RTP timestamp, 48 kHz, as the speaker's browser stamped it."""
+    sequence: int
+    """RTP sequence number, as the speaker's browser numbered it."""
 
 
 class AudioSource:
-    """One participant's microphone as received: packets fanned out to listeners."""
+    """One participant's microphone as received: packets fanned out to listeners (tracks of
+    local tiles, as `av.Packet`) and relays (node links, as the `AudioFrame` itself)."""
 
     def __init__(self, participant_id: str) -> None:
         self.id = participant_id
         self.listeners: set[Callable[[av.Packet], None]] = set()
+        self.relays: set[Callable[[AudioFrame], None]] = set()
         self.bytes = RateMeter()
         self.packets = 0
+        self.late = 0
+        self.newest: int | None = None
+        """Sequence number of the newest packet published."""
 
-    def publish(self, payload: bytes, rtp_timestamp: int) -> None:
+    def publish(self, payload: bytes, rtp_timestamp: int, sequence: int | None = None) -> None:
+        if sequence is not None:
+            if self.newest is not None:
+                behind = (self.newest - sequence) % SEQUENCE_MODULO
+                if behind < LATE_WINDOW:
+                    self.late += 1
+                    return
+            self.newest = sequence
         self.bytes.add(len(payload))
         self.packets += 1
+        if self.relays and sequence is not None:
+            frame = AudioFrame(payload, rtp_timestamp, sequence)
+            for relay in list(self.relays):
+                relay(frame)
         if not self.listeners:
             return
         packet = av.Packet(payload)
@@ -113,6 +151,7 @@ class AudioForwarding:
         source = self.sources.pop(participant_id, None)
         if source is not None:
             source.listeners.clear()
+            source.relays.clear()
 
 
 class AudioSeat:
@@ -137,10 +176,11 @@ class AudioSeat:
         """Take the Opus payloads off the receiver before aiortc would decode them: the node
         never needs the sound, only the packets (aiortc has no public hook for RTP)."""
         source = self._forwarding.source(self.id)
+        source.newest = None  # a new microphone numbers its packets afresh
 
         async def forwarding(packet: Any, arrival_time_ms: int) -> None:
             if packet.payload:
-                source.publish(packet.payload, packet.timestamp)
+                source.publish(packet.payload, packet.timestamp, packet.sequence_number)
 
         receiver._handle_rtp_packet = forwarding
 

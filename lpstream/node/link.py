@@ -1,7 +1,11 @@
 """Node-to-node link: one RTCPeerConnection with data channels only (no RTP media).
 
-`motion` (unordered, maxRetransmits=0) carries motion packets: a late packet is worthless,
-the next one supersedes it. `control` (reliable, ordered) carries the protocol's messages
+`motion` (unordered, maxRetransmits=0) carries motion packets and the participants' sound
+(Opus packets as their browsers sent them, `link_audio.py`): a late packet is worthless,
+the next one supersedes it. A sound packet goes out at once and takes the motion waiting
+for a batch with it, so while someone speaks motion costs no packets of its own.
+
+`control` (reliable, ordered) carries the protocol's messages
 (lpstream.protocol): Hello, portrait transfer (offer / need / chunks / accepted), codec
 feedback and Stats. Both channels carry many participants, so every binary message is
 framed as `[len(id)][participant id][protocol packet]` (empty id: about the link itself).
@@ -21,7 +25,9 @@ import numpy as np
 from aiortc import RTCPeerConnection, RTCSessionDescription
 
 from lpstream.errors import LpstreamError
+from lpstream.node.audio_forwarding import AudioFrame
 from lpstream.node.framing import frame_packet, pack_item, unframe_packet, unpack_batch
+from lpstream.node.link_audio import decode_audio, encode_audio, is_audio
 from lpstream.node.meters import RateMeter
 from lpstream.node.shutdown import bounded
 from lpstream.protocol import (
@@ -50,6 +56,10 @@ direction at 54 packets/s; pairs 28–31 kbit/s at 25–29; threes 21–22 kbit/
 MOTION_BATCH_WAIT_S = 0.09
 """A batch goes out after this long even if not full."""
 MAX_BATCH_BYTES = 1100
+SOUND_ACTIVE_S = 0.15
+"""While a sound packet went out on the link this recently (packets come every 60 ms while
+someone speaks), motion waits for the next one instead of filling a batch of its own; the
+batch timer and the byte limit still send it if none comes."""
 FEEDBACK_COALESCE_S = 0.2
 """Feedback of one participant is sent at most this often (the newest supersedes the ones
 before it), riding in the next motion batch the other way when there is one, else alone on
@@ -68,6 +78,7 @@ class LinkEvents:
         stats: Callable[[NodeLink, str, Stats | None, float | None], None],
         face: Callable[[NodeLink, str, int], None] | None = None,
         failed: Callable[[NodeLink], None] | None = None,
+        audio: Callable[[NodeLink, str, AudioFrame], None] | None = None,
     ) -> None:
         self.motion = motion
         self.feedback = feedback
@@ -80,6 +91,8 @@ class LinkEvents:
         self.failed = failed
         """(link): its peer connection failed or was closed by the far side (reported once,
         never for a close this side asked for)."""
+        self.audio = audio
+        """(link, participant, frame): an Opus packet of a participant of the far node."""
 
 
 class NodeLink:
@@ -94,9 +107,13 @@ class NodeLink:
         self.opened = asyncio.Event()
         self.motion_bytes_out = RateMeter()
         self.motion_bytes_in = RateMeter()
+        self.audio_bytes_out = RateMeter()
+        self.audio_bytes_in = RateMeter()
         self._motion_queue: list[bytes] = []
         self._motion_queued_bytes = 0
         self._motion_timer: asyncio.TimerHandle | None = None
+        self._last_sound = -1.0
+        """Loop time of the last sound packet sent."""
         self._pending_feedback: dict[str, bytes] = {}
         self._feedback_timer: asyncio.TimerHandle | None = None
         self.errors = 0
@@ -163,11 +180,33 @@ class NodeLink:
         self._motion_queue.append(item)
         self._motion_queued_bytes += len(item)
         self.motion_bytes_out.add(len(packet))
-        if len(self._motion_queue) >= MOTION_BATCH_PACKETS:
+        if len(self._motion_queue) >= MOTION_BATCH_PACKETS and not self._sound_flowing():
             self._flush_motion()
         elif self._motion_timer is None:
             loop = asyncio.get_running_loop()
             self._motion_timer = loop.call_later(MOTION_BATCH_WAIT_S, self._flush_motion)
+
+    def send_audio(self, participant_id: str, frame: AudioFrame) -> None:
+        """An Opus packet goes at once (no batching delay for sound), with the motion that
+        was waiting for its batch."""
+        if self.motion is None or self.motion.readyState != "open":
+            return
+        try:
+            item = pack_item(participant_id, encode_audio(frame))
+        except ValueError as exc:
+            self.errors += 1
+            log.warning("not carrying a sound packet of %s: %s", participant_id, exc)
+            return
+        if self._motion_queued and self._motion_queued_bytes + len(item) > MAX_BATCH_BYTES:
+            self._flush_motion()
+        self._motion_queue.append(item)
+        self._motion_queued_bytes += len(item)
+        self.audio_bytes_out.add(len(frame.payload))
+        self._last_sound = asyncio.get_running_loop().time()
+        self._flush_motion()
+
+    def _sound_flowing(self) -> bool:
+        return asyncio.get_running_loop().time() - self._last_sound < SOUND_ACTIVE_S
 
     @property
     def _motion_queued(self) -> bool:
@@ -249,11 +288,25 @@ class NodeLink:
             log.warning("bad motion frame from %s: %s", self.remote_node, exc)
             return
         for participant_id, packet in items:
+            if is_audio(packet):
+                self._audio_item(participant_id, packet)
+                continue
             if len(packet) >= 2 and packet[1] == Kind.FEEDBACK:
                 self.events.feedback(self, participant_id, packet)
                 continue
             self.motion_bytes_in.add(len(packet))
             self.events.motion(self, participant_id, packet)
+
+    def _audio_item(self, participant_id: str, packet: bytes) -> None:
+        try:
+            frame = decode_audio(packet)
+        except ValueError as exc:
+            self.errors += 1
+            log.warning("bad sound packet from %s: %s", self.remote_node, exc)
+            return
+        self.audio_bytes_in.add(len(frame.payload))
+        if self.events.audio is not None:
+            self.events.audio(self, participant_id, frame)
 
     def _control_message(self, message: str | bytes) -> None:
         try:

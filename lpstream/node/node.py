@@ -76,6 +76,7 @@ class Node:
             self.signaling.send_signal,
             lambda rgb, sha: self.stages.scaled_portrait(rgb, sha, config.portrait_max_side),
             self.backend_name,
+            self.audio,
         )
         self._session_events = SessionEvents(
             ready=lambda session: self._update_slots(session.room),

@@ -2,8 +2,9 @@
 
 For every room shared with another node there is one `NodeLink` to it (data channels only):
 the smaller member id offers, the other answers. On an open link, each participant hosted
-here whose room the other node serves is a sink of the router (`LinkSink`), and each
-participant hosted there is a source here, fed by the link.
+here whose room the other node serves is a sink of the router (`LinkSink`) and a relay of
+its sound (`AudioSource.relays`), and each participant hosted there is a source here, of
+motion in the router and of sound in `AudioForwarding`, fed by the link.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from lpstream.ice import IceServer
+from lpstream.node.audio_forwarding import AudioForwarding, AudioFrame
 from lpstream.node.link import LinkEvents, NodeLink
 from lpstream.node.peer_connection import peer_connection
 from lpstream.node.portrait_image import Portrait
@@ -56,6 +58,9 @@ class LinkSink:
     def on_face(self, face_id: int) -> None:
         self.link.send_face(self.source_id, face_id)
 
+    def on_audio(self, frame: AudioFrame) -> None:
+        self.link.send_audio(self.source_id, frame)
+
 
 def link_key(remote_node: str) -> str:
     return f"link:{remote_node}"
@@ -71,8 +76,10 @@ class NodeLinks:
         send_signal: SendSignal,
         scale_portrait: ScalePortrait,
         backend_name: str,
+        audio: AudioForwarding | None = None,
     ) -> None:
         self.own_id = own_id
+        self._audio = audio if audio is not None else AudioForwarding()
         self._ice_servers = ice_servers
         self._directory = directory
         self._router = router
@@ -130,6 +137,7 @@ class NodeLinks:
             stats=self._on_stats,
             face=self._on_face,
             failed=self._on_failed,
+            audio=self._on_audio,
         )
         link = NodeLink(peer_connection(self._ice_servers), other, events)
         self.links[other] = link
@@ -207,15 +215,13 @@ class NodeLinks:
                 )
                 wanted_feeders.update((other, m) for m in self._directory.hosted_by(room, other))
         for key in set(self._sinks) - wanted_sinks:
-            sink = self._sinks.pop(key)
-            route = self._router.get(key[1])
-            if route is not None:
-                route.disconnect(sink.key)
+            self._disconnect_sink(key)
         for other, participant in sorted(wanted_sinks - set(self._sinks)):
             route = self._router.get(participant)
             if route is not None:
                 sink = self._sinks[(other, participant)] = LinkSink(self.links[other], participant)
                 route.connect(sink)
+                self._audio.source(participant).relays.add(sink.on_audio)
         for key in set(self._feeders) - wanted_feeders:
             route = self._router.get(key[1])
             feeder = self._feeders.pop(key)
@@ -228,12 +234,18 @@ class NodeLinks:
                 feeder = self._feeders[(other, participant)] = _feedback_sender(link, participant)
                 route.attach_sender(feeder)
 
+    def _disconnect_sink(self, key: tuple[str, str]) -> None:
+        sink = self._sinks.pop(key)
+        route = self._router.get(key[1])
+        if route is not None:
+            route.disconnect(sink.key)
+        source = self._audio.sources.get(key[1])
+        if source is not None:
+            source.relays.discard(sink.on_audio)
+
     def _unwire(self, other: str) -> None:
         for key in [k for k in self._sinks if k[0] == other]:
-            sink = self._sinks.pop(key)
-            route = self._router.get(key[1])
-            if route is not None:
-                route.disconnect(sink.key)
+            self._disconnect_sink(key)
         for key in [k for k in self._feeders if k[0] == other]:
             feeder = self._feeders.pop(key)
             route = self._router.get(key[1])
@@ -251,6 +263,13 @@ class NodeLinks:
         route = self._remote_route(link, participant_id)
         if route is not None:
             route.publish(packet, None)
+
+    def _on_audio(self, link: NodeLink, participant_id: str, frame: AudioFrame) -> None:
+        member = self._directory.members.get(participant_id)
+        if member is not None and member.node == link.remote_node:
+            self._audio.source(participant_id).publish(
+                frame.payload, frame.timestamp, frame.sequence
+            )
 
     def _on_feedback(self, link: NodeLink, participant_id: str, packet: bytes) -> None:
         if (link.remote_node, participant_id) in self._sinks:
