@@ -366,6 +366,7 @@ async function connectMedia(nodeId, kept = null) {
   const restart = Boolean(kept);
   const track = camera.getVideoTracks()[0];
   kinds = await chooseKinds(kept);
+  if (!signaling) { closeMedia(); return; } // hung up while a keypoint uplink loaded
   showMode();
   const current = (call = new NodeCall({
     iceServers: config.iceServers, slots: config.slots, uplink: kinds.uplink,
