@@ -3,8 +3,10 @@
 1. A page whose media connection stalls gets it back without leaving the room: the page is in
    the network lab's `client` namespace, the node and the other page in the `node` namespace
    (tests/netlab.py). A 12 s blackout of everything between them (the signaling websocket
-   too, which outlives it) makes the page's connection `disconnected`; after
-   DISCONNECTED_GRACE_MS (call.js) the page opens a new one over the same signaling session.
+   too, which outlives it: 12 s is the longest a websocket ping sent as it starts survives,
+   with Linux's TCP retransmission back-off and websockets' 20 s ping timeout) makes the
+   page's connection `disconnected`; after DISCONNECTED_GRACE_MS (call.js) the page opens a
+   new one over the same signaling session.
    Asserted: the page restarted (its counter, the "reconnecting…" banner, the node's
    `media-restart` log event), it never rejoined, the other page never lost its tile and the
    signaling server logged no leave, and motion flows again both ways afterwards.
@@ -64,6 +66,18 @@ WATCH_TILE = """(id) => {
   setInterval(() => {
     if (!window.lpstream.slots.some((s) => s.id === id)) window.missing += 1;
   }, 100);
+}"""
+
+
+# When (Date.now()) this page's connection first left `connected`.
+WATCH_ICE = """() => {
+  window.disconnectedAt = null;
+  const pc = window.lpstream.call.pc;
+  pc.addEventListener('iceconnectionstatechange', () => {
+    if (window.disconnectedAt === null && pc.iceConnectionState !== 'connected') {
+      window.disconnectedAt = Date.now();
+    }
+  });
 }"""
 
 
@@ -155,11 +169,14 @@ async def test_a_stalled_connection_is_rebuilt_without_leaving_the_room(
             await avatar_moving(bob, "ann")
             ann_id = await ann.evaluate("() => window.lpstream.id")
             await bob.evaluate(WATCH_TILE, ann_id)
+            await ann.evaluate(WATCH_ICE)
 
             lab.blackout()
+            blackout_wall = time.time()
             # The restart starts during the blackout, its offer waits in the websocket's TCP.
             await ann.wait_for_function("() => window.lpstream.restarts >= 1", timeout=15000)
             restarted = time.monotonic()
+            disconnected = await ann.evaluate("() => window.disconnectedAt") / 1000 - blackout_wall
             banner = await ann.inner_text("#banner")
             assert "reconnecting" in banner, banner
             started, ended = lab.blackouts()[0]
@@ -183,7 +200,8 @@ async def test_a_stalled_connection_is_rebuilt_without_leaving_the_room(
             assert kinds.count("media-restart") == ann_state["restarts"], mine
             assert "leave" not in kinds and kinds.count("join") == 1, mine
         print(
-            f"ann restarted ≤ {restarted - started:.1f} s into the {BLACKOUT_S:.0f} s blackout,"
+            f"Chromium said disconnected {disconnected:.1f} s into the {BLACKOUT_S:.0f} s blackout,"
+            f" ann restarted ≤ {restarted - started:.1f} s into it,"
             f" in call again {recovered_s:.1f} s after it ended",
             flush=True,
         )

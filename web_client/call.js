@@ -14,7 +14,7 @@
 import { tuneOpus } from "./opus_sdp.js";
 
 /** A disconnection this long (ms) is not a blip: ask for a new connection. */
-export const DISCONNECTED_GRACE_MS = 3000;
+export const DISCONNECTED_GRACE_MS = 2000;
 
 export class NodeCall extends EventTarget {
   constructor({ iceServers, slots, uplink, downlink, cameraTrack, cameraStream, microphone }) {
