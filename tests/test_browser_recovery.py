@@ -69,6 +69,11 @@ WATCH_TILE = """(id) => {
 }"""
 
 
+# The page's state a test looks at (not the whole object: it holds the call and the models).
+SUMMARY = """() => { const s = window.lpstream;
+  return { id: s.id, phase: s.phase, restarts: s.restarts, rejoins: s.rejoins,
+           portraitOk: s.portraitOk }; }"""
+
 # When (Date.now()) this page's connection first left `connected`.
 WATCH_ICE = """() => {
   window.disconnectedAt = null;
@@ -91,7 +96,8 @@ def fake_camera(tmp_path: Path) -> Path:
 
 
 async def state_of(page: Any) -> str:
-    return str(await page.evaluate("() => JSON.stringify(window.lpstream)"))[:1500]
+    keys = "['phase','id','slots','errors','restarts','rejoins','portraitOk','mode','stats']"
+    return str(await page.evaluate(f"() => JSON.stringify(window.lpstream, {keys})"))[:1500]
 
 
 async def avatar_moving(page: Any, name: str, limit_s: float = 45) -> None:
@@ -188,7 +194,7 @@ async def test_a_stalled_connection_is_rebuilt_without_leaving_the_room(
             await avatar_moving(ann, "bob", limit_s=20)
             await avatar_moving(bob, "ann", limit_s=20)
 
-            ann_state = await ann.evaluate("() => window.lpstream")
+            ann_state = await ann.evaluate(SUMMARY)
             assert ann_state["id"] == ann_id, "the page kept its participant id"
             assert ann_state["rejoins"] == 0, await state_of(ann)
             assert ann_state["restarts"] >= 1
@@ -269,7 +275,7 @@ async def test_a_restarted_node_is_rejoined_by_its_pages(
             rejoined_s = time.monotonic() - up
 
             for name, page in pages.items():
-                state = await page.evaluate("() => window.lpstream")
+                state = await page.evaluate(SUMMARY)
                 assert await page.evaluate("() => window.notReloaded === true"), "reloaded"
                 assert state["id"] != before[name], "a new participant id from the new node"
                 assert state["phase"] == "in-call" and state["portraitOk"], await state_of(page)
@@ -282,3 +288,84 @@ async def test_a_restarted_node_is_rejoined_by_its_pages(
             if process.poll() is None:
                 process.kill()
                 process.wait(timeout=10)
+
+
+async def test_the_node_answers_a_restart_offer_keeping_tiles_portrait_and_motion_stream() -> None:
+    """The node's side of a media restart, with aiortc peers: a second offer from a participant
+    over its signaling session gets a fresh peer connection that keeps the participant's tile
+    map, portrait and motion encoder (the stream's sequence numbers go on), and the other
+    participant is never told its tile is gone."""
+    from aiortc import RTCSessionDescription
+
+    from lpstream.node import NodeConfig
+    from lpstream.node.loopback import (
+        FileCamera,
+        LoopbackBrowser,
+        add_audio_slots,
+        avatar_frames,
+        bundled_peer_connection,
+        jpeg,
+        load_face_frames,
+    )
+    from lpstream.serve import CallServer, ServeConfig
+    from signaling import Limits
+
+    frames = load_face_frames(shared_file("media/d0.mp4"))
+    server = CallServer(
+        ServeConfig(port=0), NodeConfig(node_id="R", backend="meshwarp"), Limits()
+    )
+    await server.start()
+    node = server.node
+    assert node is not None
+    url = f"ws://127.0.0.1:{server.port}/ws"
+    ann, bob = LoopbackBrowser(url, "r", "ann"), LoopbackBrowser(url, "r", "bob")
+    fresh = bundled_peer_connection()
+    try:
+        await ann.join(FileCamera(frames))
+        await bob.join(FileCamera(frames[10:]))
+        ann.upload(jpeg(frames[0][:, 40:280]))
+        bob.upload(jpeg(frames[20][:, 40:280]))
+        await ann.wait_message("portrait-ok")
+        await bob.wait_message("portrait-ok")
+        await avatar_frames(bob.tracks[0], 5)
+        ann_id = next(s.id for s in node.sessions.values() if s.name == "ann")
+        old = node.sessions[ann_id]
+        encoder, portrait = old.uplink.encoder, node.router.sources[ann_id].portrait
+        seq_before = encoder.next_seq
+        assert seq_before > 0 and portrait is not None
+
+        # what the page does: a new peer connection, offered over the same websocket
+        fresh.addTransceiver(FileCamera(frames[5:]), direction="sendrecv")
+        for _ in range(2):
+            fresh.addTransceiver("video", direction="recvonly")
+        add_audio_slots(fresh, 3, None)
+        control = fresh.createDataChannel("control")
+        opened = asyncio.Event()
+        control.on("open", opened.set)
+        await fresh.setLocalDescription(await fresh.createOffer())
+        offer = {"kind": "offer", "sdp": fresh.localDescription.sdp, "restart": True}
+        assert ann.ws is not None
+        bob.messages.clear()
+        await ann.ws.send(json.dumps({"type": "signal", "to": node.member_id, "data": offer}))
+        answer = await ann._next("signal")
+        await fresh.setRemoteDescription(RTCSessionDescription(answer["data"]["sdp"], "answer"))
+        await asyncio.wait_for(opened.wait(), 20)
+        await ann.pc.close()
+
+        new = node.sessions[ann_id]
+        assert new is not old and old.closed
+        assert new.uplink.encoder is encoder, "the motion stream goes on"
+        assert new.slots == old.slots
+        assert node.router.sources[ann_id].portrait is portrait
+        deadline = time.monotonic() + 30
+        while encoder.next_seq < seq_before + 10:  # motion from the new connection
+            assert time.monotonic() < deadline, (seq_before, encoder.next_seq)
+            await asyncio.sleep(0.2)
+        await avatar_frames(bob.tracks[0], 5)
+        told = [m["slots"] for m in bob.messages if m["type"] == "slots"]
+        assert all(any(s["id"] == ann_id for s in slots) for slots in told), told
+    finally:
+        await fresh.close()
+        await ann.close()
+        await bob.close()
+        await server.stop()
