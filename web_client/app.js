@@ -14,6 +14,8 @@ const params = new URLSearchParams(location.search);
 // Everything a test (or a curious user in the console) may want to look at.
 const state = (window.lpstream = {
   phase: "idle", backend: "", id: null, slots: [], stats: null, errors: [], portrait: null,
+  restarts: 0, // media connections rebuilt within the signaling session (the others see nothing)
+  rejoins: 0, // full rejoins scheduled (new signaling session)
 });
 
 let config;
@@ -25,7 +27,11 @@ let speakingTimer = null;
 let statsTimer = null;
 let leaving = false;
 let retryTimer = null;
+let restartTimer = null;
 let kinds = null;
+const FIRST_RETRY_MS = 1000;
+const LAST_RETRY_MS = 8000;
+let retryDelayMs = FIRST_RETRY_MS;
 
 function banner(text, kind = "error") {
   const element = $("banner");
@@ -241,7 +247,7 @@ function webgl2Available() {
 
 /** The uplink and downlink to ask the node for: the URL or the switches force one, else the
  * first the node offers that this page can run; the reasons are shown to the user. */
-async function chooseKinds() {
+async function chooseKinds(kept = null) {
   const offered = { up: config.uplinks || ["camera"], down: config.downlinks || ["video"] };
   const forced = {
     up: params.get("uplink") || ($("uplink-kind").value !== "auto" ? $("uplink-kind").value : null),
@@ -250,7 +256,10 @@ async function chooseKinds() {
   const why = [];
   let uplink = { kind: "camera" };
   const upWanted = forced.up || offered.up[0];
-  if (upWanted === "keypoints" && offered.up.includes("keypoints")) {
+  if (kept) { // a restart: the same uplink, and its encoder, go on (the others' decoders too)
+    uplink = kept.uplink;
+    why.push(kept.why[0]);
+  } else if (upWanted === "keypoints" && offered.up.includes("keypoints")) {
     try {
       uplink = await KeypointUplink.create();
       why.push(forced.up ? "keypoints up: asked for" : "keypoints up: this page finds your face");
@@ -302,6 +311,7 @@ async function join(event) {
   if (event) event.preventDefault();
   leaving = false;
   clearTimeout(retryTimer);
+  retryTimer = null;
   const room = $("room").value.trim();
   const name = $("name").value.trim();
   if (!room || !name) { banner("enter a room and a name"); return; }
@@ -316,6 +326,9 @@ async function join(event) {
     return;
   }
   try {
+    // Afresh at every attempt: a restarted server may run a node of another id, and TURN
+    // credentials are minted per fetch.
+    config = await loadConfig();
     const url = config.signaling || `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws`;
     signaling = new Signaling(url);
     await signaling.open();
@@ -339,55 +352,102 @@ async function join(event) {
       "&autojoin=1");
 
     await startMicrophone();
-    const track = camera.getVideoTracks()[0];
-    kinds = await chooseKinds();
-    showMode();
-    call = new NodeCall({
-      iceServers: config.iceServers, slots: config.slots, uplink: kinds.uplink,
-      downlink: kinds.downlink, cameraTrack: track, cameraStream: camera, microphone,
-    });
-    setMuted(Boolean(state.muted));
-    state.call = call;
-    state.kinds = kinds;
-    for (const type of ["source", "face"]) {
-      call.addEventListener(type, (e) => { if (kinds.downlink.onControl) kinds.downlink.onControl(e.detail); });
-    }
-    call.addEventListener("track", (e) => { tileFor(e.detail.slot).querySelector("video").srcObject = e.detail.stream; });
-    call.addEventListener("audio", (e) => { tileFor(e.detail.slot).querySelector("audio").srcObject = e.detail.stream; });
-    call.addEventListener("hello", (e) => { state.backend = e.detail.backend; });
-    call.addEventListener("slots", (e) => {
-      onSlots(e.detail.slots);
-      if (kinds.downlink.onSlots) kinds.downlink.onSlots(e.detail.slots);
-    });
-    call.addEventListener("stats", (e) => { state.stats = e.detail; showFaceVisibility(e.detail); });
-    call.addEventListener("error", (e) => {
-      if (e.detail.code !== "portrait") banner(`${e.detail.code}: ${e.detail.message}`);
-    });
-    call.addEventListener("portrait-ok", () => banner("", "info"));
-    call.addEventListener("open", () => {
-      call.send(currentControls());
-      uploadPortrait();
-      if (kinds.uplink.start) kinds.uplink.start($("preview"), (message) => call.send(message));
-    });
-    call.addEventListener("state", (e) => {
-      if (e.detail === "failed") reconnectSoon("connection to the media node failed");
-      if (e.detail === "connected") { state.phase = "in-call"; banner("", "info"); }
-    });
-    const answer = signaling.next("signal", 20000);
-    const offer = { kind: "offer", sdp: await call.offer(), uplink: kinds.uplink.kind, downlink: kinds.downlink.kind };
-    signaling.send({ type: "signal", to: joined.node, data: offer });
-    const reply = (await answer).data;
-    if (reply.kind === "refused") throw new Error(`the node refused: ${reply.message}`);
-    await call.answer(reply.sdp);
-    clearInterval(statsTimer);
-    statsTimer = setInterval(pollStats, 1000);
-    clearInterval(speakingTimer);
-    speakingTimer = setInterval(pollSpeaking, 250);
+    await connectMedia(joined.node);
   } catch (error) {
     banner(error.message);
     if (leaving) stopTrying(); // room full, bad token, replaced: retrying cannot help
     else reconnectSoon(error.message);
   }
+}
+
+/** A peer connection to our node, over the signaling session we have. A restart keeps the
+ * participant in the room (same id, tile, portrait on the node): the others see no change. */
+async function connectMedia(nodeId, kept = null) {
+  const restart = Boolean(kept);
+  const track = camera.getVideoTracks()[0];
+  kinds = await chooseKinds(kept);
+  if (!signaling) { closeMedia(); return; } // hung up while a keypoint uplink loaded
+  showMode();
+  const current = (call = new NodeCall({
+    iceServers: config.iceServers, slots: config.slots, uplink: kinds.uplink,
+    downlink: kinds.downlink, cameraTrack: track, cameraStream: camera, microphone,
+  }));
+  const mine = kinds;
+  setMuted(Boolean(state.muted));
+  state.call = call;
+  state.kinds = kinds;
+  for (const type of ["source", "face"]) {
+    call.addEventListener(type, (e) => { if (mine.downlink.onControl) mine.downlink.onControl(e.detail); });
+  }
+  call.addEventListener("track", (e) => { tileFor(e.detail.slot).querySelector("video").srcObject = e.detail.stream; });
+  call.addEventListener("audio", (e) => { tileFor(e.detail.slot).querySelector("audio").srcObject = e.detail.stream; });
+  call.addEventListener("hello", (e) => { state.backend = e.detail.backend; });
+  call.addEventListener("slots", (e) => {
+    onSlots(e.detail.slots);
+    if (mine.downlink.onSlots) mine.downlink.onSlots(e.detail.slots);
+  });
+  call.addEventListener("stats", (e) => { state.stats = e.detail; showFaceVisibility(e.detail); });
+  call.addEventListener("error", (e) => {
+    if (e.detail.code !== "portrait") banner(`${e.detail.code}: ${e.detail.message}`);
+  });
+  call.addEventListener("portrait-ok", () => banner("", "info"));
+  call.addEventListener("open", () => {
+    current.send(currentControls());
+    // After a restart the node still has our portrait; a new node (full rejoin) has not.
+    if (!restart || !state.portraitOk) uploadPortrait();
+    if (mine.uplink.start) mine.uplink.start($("preview"), (message) => current.send(message));
+  });
+  call.addEventListener("state", (e) => {
+    if (e.detail === "connected") {
+      clearTimeout(restartTimer);
+      restartTimer = null;
+      retryDelayMs = FIRST_RETRY_MS;
+      state.phase = "in-call";
+      banner("", "info");
+    }
+  });
+  call.addEventListener("stalled", (e) => restartMedia(nodeId, e.detail));
+  const answer = signaling.next("signal", 20000);
+  const offer = {
+    kind: "offer", sdp: await call.offer(), uplink: kinds.uplink.kind, downlink: kinds.downlink.kind,
+    ...(restart ? { restart: true } : {}),
+  };
+  signaling.send({ type: "signal", to: nodeId, data: offer });
+  const reply = (await answer).data;
+  if (call !== current) return; // replaced meanwhile (a rejoin or another restart)
+  if (reply.kind === "refused") throw new Error(`the node refused: ${reply.message}`);
+  await call.answer(reply.sdp);
+  clearInterval(statsTimer);
+  statsTimer = setInterval(pollStats, 1000);
+  clearInterval(speakingTimer);
+  speakingTimer = setInterval(pollSpeaking, 250);
+}
+
+// A media restart must connect within this long (ms), else the page rejoins from scratch.
+const RESTART_TIMEOUT_MS = 20000;
+
+/** The media connection stalled: a new one to the same node over the same signaling session
+ * (aiortc cannot restart ICE in place, docs/architecture.md "Recovery"); a full rejoin only
+ * if signaling is gone too or the new connection does not come up in time. */
+function restartMedia(nodeId, reason) {
+  if (leaving || retryTimer) return;
+  if (!signaling || !signaling.isOpen() || restartTimer) {
+    reconnectSoon(reason);
+    return;
+  }
+  state.restarts += 1;
+  const kept = closeMedia(true);
+  banner(`${reason}; reconnecting…`, "info");
+  state.phase = "reconnecting";
+  restartTimer = setTimeout(() => {
+    restartTimer = null;
+    reconnectSoon("the media connection did not come back");
+  }, RESTART_TIMEOUT_MS);
+  connectMedia(nodeId, kept).catch((error) => {
+    clearTimeout(restartTimer);
+    restartTimer = null;
+    reconnectSoon(error.message);
+  });
 }
 
 /** Out of the call but ready to join again (the banner keeps saying why). */
@@ -397,30 +457,46 @@ function stopTrying() {
   $("leave").disabled = true;
 }
 
-function hangUp() {
+/** The peer connection and its downlink, not the signaling session; the uplink too unless
+ * `keepUplink` (a restart: it is returned, stopped, to go on over the next connection). */
+function closeMedia(keepUplink = false) {
   clearInterval(statsTimer);
   clearInterval(speakingTimer);
+  const kept = kinds;
   if (kinds) {
-    if (kinds.uplink.close) kinds.uplink.close();
+    if (keepUplink) { if (kinds.uplink.stop) kinds.uplink.stop(); } else if (kinds.uplink.close) kinds.uplink.close();
     if (kinds.downlink.close) kinds.downlink.close();
     kinds = null;
   }
   if (call) call.close();
-  if (signaling) signaling.close();
   call = null;
   state.call = null;
+  linkSample = null;
+  return keepUplink ? kept : null;
+}
+
+function hangUp() {
+  clearTimeout(restartTimer);
+  restartTimer = null;
+  closeMedia();
+  if (signaling) signaling.close();
   signaling = null;
   state.phase = "idle";
   state.stats = null;
   onSlots([]);
 }
 
+/** Rejoin from scratch (new signaling session: the others see a leave and a join), after a
+ * delay that doubles at each failed attempt up to LAST_RETRY_MS; a connection resets it. */
 function reconnectSoon(reason) {
   if (leaving || retryTimer) return;
   hangUp();
-  banner(`${reason}; reconnecting…`, "info");
+  const delay = retryDelayMs;
+  retryDelayMs = Math.min(retryDelayMs * 2, LAST_RETRY_MS);
+  banner(`${reason}; reconnecting… (in ${(delay / 1000).toFixed(0)} s)`, "info");
   state.phase = "reconnecting";
-  retryTimer = setTimeout(() => { retryTimer = null; join(); }, 2000);
+  state.rejoins += 1;
+  retryTimer = setTimeout(() => { retryTimer = null; join(); }, delay);
 }
 
 function leave() {
@@ -433,9 +509,15 @@ function leave() {
   history.replaceState(null, "", url);
 }
 
+async function loadConfig() {
+  const response = await fetch("/config.json", { cache: "no-store" });
+  if (!response.ok) throw new Error(`cannot load /config.json (${response.status})`);
+  state.config = await response.json();
+  return state.config;
+}
+
 async function main() {
-  config = await (await fetch("/config.json")).json();
-  state.config = config;
+  config = await loadConfig();
   if (params.get("room")) $("room").value = params.get("room");
   $("name").value = params.get("name") || `guest-${Math.floor(Math.random() * 1000)}`;
   wireControls();

@@ -6,8 +6,15 @@
 // Sound, in every kind: one audio transceiver per tile (slot i = audio transceiver i); the
 // first also sends this page's microphone, if it has one. Opus is tuned in the SDP
 // (opus_sdp.js).
+//
+// A connection that fails, or stays disconnected for DISCONNECTED_GRACE_MS, says so once with
+// a `stalled` event: app.js then reconnects the media over the same signaling session
+// (docs/architecture.md, "Recovery").
 
 import { tuneOpus } from "./opus_sdp.js";
+
+/** A disconnection this long (ms) is not a blip: ask for a new connection. */
+export const DISCONNECTED_GRACE_MS = 2000;
 
 export class NodeCall extends EventTarget {
   constructor({ iceServers, slots, uplink, downlink, cameraTrack, cameraStream, microphone }) {
@@ -53,9 +60,38 @@ export class NodeCall extends EventTarget {
       this.remoteVideos.set(slot, stream);
       this.dispatchEvent(new CustomEvent("track", { detail: { slot, stream } }));
     };
+    this.stalled = false;
+    this.disconnectedTimer = null;
     this.pc.onconnectionstatechange = () => {
       this.dispatchEvent(new CustomEvent("state", { detail: this.pc.connectionState }));
+      this.watch();
     };
+    this.pc.oniceconnectionstatechange = () => this.watch();
+  }
+
+  /** `stalled` (once) when ICE or the connection failed, or stayed disconnected too long. */
+  watch() {
+    const { connectionState, iceConnectionState } = this.pc;
+    if (connectionState === "failed" || iceConnectionState === "failed") {
+      this.stall(`connection to the media node ${connectionState === "failed" ? "failed" : "lost (ICE failed)"}`);
+    } else if (connectionState === "disconnected" || iceConnectionState === "disconnected") {
+      if (!this.disconnectedTimer) {
+        this.disconnectedTimer = setTimeout(() => {
+          this.disconnectedTimer = null;
+          this.stall(`no packets from the media node for ${DISCONNECTED_GRACE_MS / 1000} s`);
+        }, DISCONNECTED_GRACE_MS);
+      }
+    } else {
+      clearTimeout(this.disconnectedTimer);
+      this.disconnectedTimer = null;
+    }
+  }
+
+  stall(reason) {
+    if (this.stalled || this.pc.signalingState === "closed") return;
+    this.stalled = true;
+    clearTimeout(this.disconnectedTimer);
+    this.dispatchEvent(new CustomEvent("stalled", { detail: reason }));
   }
 
   /** Full offer (all ICE candidates included): the node does not use trickle ICE. */
@@ -96,6 +132,8 @@ export class NodeCall extends EventTarget {
   }
 
   close() {
+    clearTimeout(this.disconnectedTimer);
+    this.stalled = true; // a closed call reports nothing more
     this.pc.close();
   }
 }

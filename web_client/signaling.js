@@ -26,6 +26,10 @@ export class Signaling extends EventTarget {
     });
   }
 
+  isOpen() {
+    return Boolean(this.ws) && this.ws.readyState === WebSocket.OPEN;
+  }
+
   send(message) {
     if (this.ws && this.ws.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify(message));
   }

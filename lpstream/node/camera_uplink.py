@@ -19,7 +19,6 @@ from lpstream.node.endpoints import EndpointContext
 from lpstream.node.meters import RateMeter
 from lpstream.node.sender_stage import SenderStage
 from lpstream.node.shutdown import bounded
-from lpstream.protocol import MotionEncoder
 
 RTP_HEADER_BYTES = 12
 """Counted on top of each payload so camera bitrate compares with what a video call sends."""
@@ -32,7 +31,7 @@ class CameraUplink:
         self.route = context.route
         # The codec profile suits the backend's kind of motion; it travels in keyframes,
         # so receivers need no configuration.
-        self.encoder = MotionEncoder(profile=context.backend.codec_profile)
+        self.encoder = context.motion_encoder(context.backend.codec_profile)
         self.route.attach_sender(self.encoder.on_feedback)
         self.stage = SenderStage(
             context.stages, context.config.fps, self._publish, lambda: self.route.has_audience

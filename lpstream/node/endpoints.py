@@ -17,6 +17,7 @@ from lpstream.backend import Backend, Controls
 from lpstream.node.config import NodeConfig
 from lpstream.node.router import Router, SourceRoute
 from lpstream.node.stage_pool import StagePool
+from lpstream.protocol import CodecProfile, MotionEncoder
 
 
 @dataclass
@@ -34,6 +35,10 @@ class EndpointContext:
     """(source id, error): a tile could not render that source."""
     send_control: Callable[[dict[str, Any]], None]
     """A JSON message to this participant's page (`control` channel; dropped until open)."""
+    motion_encoder: Callable[[CodecProfile], MotionEncoder]
+    """The participant's motion encoder, one for as long as it is in the room: an uplink that
+    replaces a stalled connection's continues the stream (sequence numbers, acknowledged
+    references), so the others' decoders go on as if nothing happened."""
 
 
 class Uplink(Protocol):

@@ -35,6 +35,7 @@ from lpstream.node.router import Router
 from lpstream.node.shutdown import CLOSE_TIMEOUT_S, bounded
 from lpstream.node.signaling_client import SignalingClient, SignalingEvents
 from lpstream.node.stage_pool import StagePool
+from lpstream.protocol import CodecProfile, MotionEncoder
 
 log = logging.getLogger("lpstream.node")
 
@@ -60,6 +61,8 @@ class Node:
         self.audio = AudioForwarding()
         self.directory = RoomDirectory()
         self.sessions: dict[str, BrowserSession] = {}
+        self._encoders: dict[str, MotionEncoder] = {}
+        """Participant → its motion encoder, kept across its connection restarts."""
         self.render_errors = 0
         self._last_render_error: dict[str, str] = {}
         self.signaling = SignalingClient(
@@ -124,6 +127,7 @@ class Node:
         for gone in change.left:
             self.router.remove_source(gone)
             self.audio.forget(gone)
+            self._encoders.pop(gone, None)
             self._last_render_error.pop(gone, None)
 
     async def _on_signal(self, sender: str, data: dict[str, Any]) -> None:
@@ -145,7 +149,8 @@ class Node:
         if member is None or member.node != self.member_id:
             raise ValueError(f"offer from unknown participant {participant_id}")
         old = self.sessions.pop(participant_id, None)
-        if old is not None:  # the browser reconnected with a fresh RTCPeerConnection
+        restart = old is not None or data.get("restart") is True
+        if old is not None:  # the page replaces a stalled connection (docs: "Recovery")
             await old.close()
         route = self.router.add_source(member.id, member.name)
         context = EndpointContext(
@@ -157,6 +162,7 @@ class Node:
             route,
             self._report_render_error,
             lambda message: self._send_control(participant_id, message),
+            lambda profile: self._motion_encoder(participant_id, profile),
         )
         try:
             uplink = create_uplink(str(data.get("uplink", FALLBACK_UPLINK)), context)
@@ -184,7 +190,19 @@ class Node:
             self._session_events,
             self.audio.seat(participant_id),
         )
+        if old is not None:
+            session.slots = list(old.slots)  # the page's tiles stay where they were
         self.sessions[participant_id] = session
+        log.info(
+            "%s %s its media connection",
+            member.name,
+            "restarted" if restart else "opened",
+            extra={
+                "event": "media-restart" if restart else "media-connect",
+                "room": member.room,
+                "participant": participant_id,
+            },
+        )
         try:
             answer = await session.accept_offer(sdp)
         except Exception as exc:  # an offer aiortc cannot answer: say so, keep the others
@@ -195,6 +213,12 @@ class Node:
             )
             return
         await self.signaling.send_signal(participant_id, {"kind": "answer", "sdp": answer})
+
+    def _motion_encoder(self, participant_id: str, profile: CodecProfile) -> MotionEncoder:
+        encoder = self._encoders.get(participant_id)
+        if encoder is None or encoder.profile != profile:
+            encoder = self._encoders[participant_id] = MotionEncoder(profile=profile)
+        return encoder
 
     async def _drop_session(self, session: BrowserSession) -> None:
         """The browser's connection failed; its member entry stays until signaling says so."""
