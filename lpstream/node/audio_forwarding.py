@@ -11,6 +11,12 @@ speaker's encoder (tuned in the SDP, `opus_sdp.py`) made. What the node gives up
 (each listener receives one stream per speaker, DTX makes the silent ones almost free) and
 per-listener bitrates (every listener of a speaker gets the same rate).
 
+What the node does read is each packet's RTP audio-level header extension (RFC 6464,
+`urn:ietf:params:rtp-hdrext:ssrc-audio-level`, negotiated by aiortc and sent by browsers):
+the speaker's level in −dBov, which moves an avatar's mouth while its face is gone
+(`neutral_pose.py`). Forwarded packets go out without it (aiortc writes the extension only for
+audio it encodes itself); pages measure the sound they decode instead.
+
 Audio follows the same tile map as video (`show(slots)`): audio transceiver i of a page is
 its tile i, so the page knows whose voice a track is, as it knows whose face a tile is. The
 first audio transceiver also carries the page's own microphone up. None of this depends on
@@ -22,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fractions
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -35,6 +42,9 @@ OPUS_TIME_BASE = fractions.Fraction(1, 48000)
 """Opus RTP always runs a 48 kHz clock, whatever the audio bandwidth."""
 QUEUE_PACKETS = 25
 """A listener's sender more than this far behind (about 1 s at 40 ms) loses the oldest."""
+LEVEL_FRESH_S = 0.5
+"""A level older than this says nothing about the voice now (DTX sends one packet per 400 ms
+in silence, so a silent speaker keeps a fresh, quiet level)."""
 
 
 class AudioSource:
@@ -45,10 +55,14 @@ class AudioSource:
         self.listeners: set[Callable[[av.Packet], None]] = set()
         self.bytes = RateMeter()
         self.packets = 0
+        self._level: tuple[int, float] | None = None
 
-    def publish(self, payload: bytes, rtp_timestamp: int) -> None:
+    def publish(self, payload: bytes, rtp_timestamp: int, level_dbov: int | None = None) -> None:
+        """A packet as received; `level_dbov` from its audio-level extension, if it had one."""
         self.bytes.add(len(payload))
         self.packets += 1
+        if level_dbov is not None:
+            self._level = (level_dbov, time.monotonic())
         if not self.listeners:
             return
         packet = av.Packet(payload)
@@ -56,6 +70,12 @@ class AudioSource:
         packet.time_base = OPUS_TIME_BASE
         for listener in list(self.listeners):
             listener(packet)
+
+    def level(self) -> int | None:
+        """The speaker's level now (−dBov, 0 loudest … 127 silence), None if unknown."""
+        if self._level is None or time.monotonic() - self._level[1] > LEVEL_FRESH_S:
+            return None
+        return self._level[0]
 
 
 class SlotTrack(MediaStreamTrack):
@@ -104,6 +124,11 @@ class AudioForwarding:
             found = self.sources[participant_id] = AudioSource(participant_id)
         return found
 
+    def voice_level(self, participant_id: str) -> int | None:
+        """How loud `participant_id` speaks now (`AudioSource.level`); None if not hosted here."""
+        source = self.sources.get(participant_id)
+        return source.level() if source is not None else None
+
     def seat(self, participant_id: str) -> AudioSeat:
         """The audio of one browser session."""
         return AudioSeat(self, participant_id)
@@ -140,7 +165,8 @@ class AudioSeat:
 
         async def forwarding(packet: Any, arrival_time_ms: int) -> None:
             if packet.payload:
-                source.publish(packet.payload, packet.timestamp)
+                level = packet.extensions.audio_level  # (voice activity, −dBov) or None
+                source.publish(packet.payload, packet.timestamp, level[1] if level else None)
 
         receiver._handle_rtp_packet = forwarding
 

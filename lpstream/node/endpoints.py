@@ -34,6 +34,9 @@ class EndpointContext:
     """(source id, error): a tile could not render that source."""
     send_control: Callable[[dict[str, Any]], None]
     """A JSON message to this participant's page (`control` channel; dropped until open)."""
+    voice_level: Callable[[str], float | None] = lambda source_id: None
+    """(source id) → that participant's voice level now, −dBov (RFC 6464), None if unknown
+    (`audio_forwarding.AudioSource.level`)."""
 
 
 class Uplink(Protocol):

@@ -156,6 +156,7 @@ class Node:
             route,
             self._report_render_error,
             lambda message: self._send_control(participant_id, message),
+            self.audio.voice_level,
         )
         try:
             uplink = create_uplink(str(data.get("uplink", FALLBACK_UPLINK)), context)

@@ -1,0 +1,150 @@
+"""A face that disappears, in headless Chromium: the real page, a fake camera playing a real
+clip then an empty scene (looped), a fake microphone playing real speech (d6.mp4). The page
+watching the other renders the portrait at rest while the face is gone — not the last
+mid-word frame — and, with "mouth follows voice" on, moves its mouth while the speech plays
+and says so on the tile; the node reads the speaker's level from the RTP audio-level
+extension that Chromium sends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import wave
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from lpstream.node.loopback_audio import RATE, load_speech
+from tests.chromium import write_y4m
+from tests.conftest import shared_file
+from tests.test_browser_keypoints import (  # noqa: F401 (fixtures)
+    close_pages,
+    fake_camera,
+    live_tile,
+    open_pages,
+    server,
+)
+
+pytestmark = pytest.mark.slow
+
+SIZE = 64
+# The remote tile as SIZE² grey, the portrait it is drawn from (same size), the tile's pose
+# and whether its "mouth follows voice" badge shows.
+SAMPLE = f"""() => {{
+  const tile = [...document.querySelectorAll('.tile.remote')].find((t) => !t.hidden);
+  const down = window.lpstream.kinds && window.lpstream.kinds.downlink;
+  if (!tile || !down) return null;
+  const slot = Number(tile.dataset.slot);
+  const drawn = down.tiles.get(slot);
+  const pose = down.tilePose(slot);
+  if (!drawn || !pose) return null;
+  const grey = (source) => {{
+    const probe = document.createElement('canvas');
+    probe.width = probe.height = {SIZE};
+    const context = probe.getContext('2d');
+    context.drawImage(source, 0, 0, {SIZE}, {SIZE});
+    const rgba = context.getImageData(0, 0, {SIZE}, {SIZE}).data;
+    const out = [];
+    for (let i = 0; i < rgba.length; i += 4) out.push((rgba[i] + rgba[i + 1] + rgba[i + 2]) / 3);
+    return out;
+  }};
+  return {{
+    tile: grey(tile.querySelector('canvas')),
+    portrait: grey(down.images.get(drawn.sourceSha)),
+    neutral: pose.neutral,
+    voice: pose.voice,
+    badge: !tile.querySelector('.voice-badge').hidden,
+  }};
+}}"""
+
+
+@pytest.fixture
+def vanishing_face(fake_camera: Path, tmp_path: Path) -> Path:  # noqa: F811
+    out = tmp_path / "vanishing.y4m"
+    write_y4m(shared_file("media/d0.mp4"), out, seconds=2.4, blank_s=2.4)
+    return out
+
+
+@pytest.fixture
+def speech_wav(tmp_path: Path) -> Path:
+    out = tmp_path / "speech.wav"
+    with wave.open(str(out), "wb") as file:
+        file.setnchannels(1)
+        file.setsampwidth(2)
+        file.setframerate(RATE)
+        file.writeframes(load_speech(shared_file("media/d6.mp4"), 20.0).tobytes())
+    return out
+
+
+async def _samples(page: Any, seconds: float) -> list[dict[str, Any]]:
+    out = []
+    deadline = asyncio.get_running_loop().time() + seconds
+    while asyncio.get_running_loop().time() < deadline:
+        sample = await page.evaluate(SAMPLE)
+        if sample is not None:
+            sample["tile"] = np.array(sample["tile"])
+            sample["portrait"] = np.array(sample["portrait"])
+            out.append(sample)
+        await asyncio.sleep(0.1)
+    return out
+
+
+def _to_portrait(sample: dict[str, Any]) -> float:
+    return float(np.abs(sample["tile"] - sample["portrait"]).mean())
+
+
+async def test_a_vanished_face_rests_and_its_mouth_follows_the_voice(
+    server: Any,  # noqa: F811
+    vanishing_face: Path,
+    speech_wav: Path,
+) -> None:
+    handles, pages = await open_pages(
+        server, vanishing_face, ["room=rest&name=ann", "room=rest&name=bob"], speech_wav
+    )
+    try:
+        ann, bob = pages
+        for page in pages:
+            await page.wait_for_function("() => window.lpstream.phase === 'in-call'", timeout=30000)
+        await live_tile(bob, "canvas")
+        await bob.click("#voice-mouth")  # off
+        assert not await bob.is_checked("#voice-mouth")
+        quiet = await _samples(bob, 10.0)
+        await bob.click("#voice-mouth")  # on
+        assert await bob.is_checked("#voice-mouth")
+        voiced = await _samples(bob, 10.0)
+
+        live = [s for s in quiet if s["neutral"] == 0.0]
+        rest = [s for s in quiet if s["neutral"] == 1.0]
+        print(
+            f"samples: {len(live)} live, {len(rest)} at rest of {len(quiet)}; to the portrait: "
+            f"live max {max(map(_to_portrait, live)):.2f}, "
+            f"rest max {max(map(_to_portrait, rest)):.2f}"
+        )
+        assert len(live) >= 5 and len(rest) >= 5, "the face came and went"
+        # At rest the tile is the portrait itself, closer to it than any live frame: the
+        # rest pose, not the last frame held.
+        assert max(map(_to_portrait, rest)) < 0.5 * max(map(_to_portrait, live))
+        spread = max(float(np.abs(a["tile"] - rest[0]["tile"]).mean()) for a in rest)
+        assert spread < 0.5, "at rest with the voice off nothing moves"
+        assert not any(s["badge"] or s["voice"] for s in quiet)
+
+        resting = [s for s in voiced if s["neutral"] == 1.0]
+        speaking = [s for s in resting if s["voice"]]
+        print(f"voice on: {len(speaking)} of {len(resting)} resting samples follow the voice")
+        assert len(speaking) >= 3, "the mouth follows the speech while the face is gone"
+        assert any(s["badge"] for s in speaking), "and the tile says so"
+        moved = max(float(np.abs(s["tile"] - rest[0]["tile"]).mean()) for s in speaking)
+        print(f"voice mouth moves the tile by up to {moved:.2f} grey levels")
+        assert moved > 2 * spread + 0.1, "the mouth moves with the voice"
+        assert not any(s["badge"] for s in voiced if s["neutral"] == 0.0)
+
+        node = server.node
+        assert node is not None
+        ann_id = next(s.id for s in node.sessions.values() if s.name == "ann")
+        levels = [node.audio.voice_level(ann_id) for _ in range(1)]
+        assert levels[0] is not None, "Chromium sends the RTP audio level; the node reads it"
+        assert handles[2] == [], handles[2]
+    finally:
+        await close_pages(handles)
