@@ -9,6 +9,7 @@ extension that Chromium sends.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import wave
 from pathlib import Path
 from typing import Any
@@ -104,7 +105,7 @@ async def test_a_vanished_face_rests_and_its_mouth_follows_the_voice(
         server, vanishing_face, ["room=rest&name=ann", "room=rest&name=bob"], speech_wav
     )
     try:
-        ann, bob = pages
+        _ann, bob = pages
         for page in pages:
             await page.wait_for_function("() => window.lpstream.phase === 'in-call'", timeout=30000)
         await live_tile(bob, "canvas")
@@ -147,4 +148,117 @@ async def test_a_vanished_face_rests_and_its_mouth_follows_the_voice(
         assert levels[0] is not None, "Chromium sends the RTP audio level; the node reads it"
         assert handles[2] == [], handles[2]
     finally:
+        await close_pages(handles)
+
+
+VIDEO_SAMPLE = f"""() => {{
+  const tile = [...document.querySelectorAll('.tile.remote')].find((t) => !t.hidden);
+  if (!tile) return null;
+  const video = tile.querySelector('video');
+  if (!video.videoWidth) return null;
+  const probe = document.createElement('canvas');
+  probe.width = probe.height = {SIZE};
+  const context = probe.getContext('2d');
+  context.drawImage(video, 0, 0, {SIZE}, {SIZE});
+  const rgba = context.getImageData(0, 0, {SIZE}, {SIZE}).data;
+  const grey = [];
+  for (let i = 0; i < rgba.length; i += 4) grey.push((rgba[i] + rgba[i + 1] + rgba[i + 2]) / 3);
+  const stats = window.lpstream.stats;
+  const figures = stats && stats.tiles.find((t) => t.slot === Number(tile.dataset.slot));
+  return {{ grey, badge: !tile.querySelector('.voice-badge').hidden,
+    voiceMouth: figures ? figures.voice_mouth : null }};
+}}"""
+
+
+def _grey(rgb: np.ndarray) -> np.ndarray:
+    import cv2
+
+    small = cv2.resize(rgb, (SIZE, SIZE), interpolation=cv2.INTER_AREA).astype(np.float64)
+    return small.mean(axis=2)
+
+
+async def _node_samples(page: Any, tile: Any, seconds: float) -> list[dict[str, Any]]:
+    """The node's tile (its pose, its last rendered frame) and what the page shows of it."""
+    out = []
+    deadline = asyncio.get_running_loop().time() + seconds
+    while asyncio.get_running_loop().time() < deadline:
+        pose = tile.pose
+        frame = tile.track._frame.to_ndarray(format="rgb24")
+        shown = await page.evaluate(VIDEO_SAMPLE)
+        if pose is not None and shown is not None:
+            out.append(
+                {
+                    "neutral": pose.neutral,
+                    "voice": pose.voice,
+                    "frame": frame,
+                    "shown": np.array(shown["grey"]).reshape(SIZE, SIZE),
+                    "badge": shown["badge"],
+                    "voice_mouth": shown["voiceMouth"],
+                }
+            )
+        await asyncio.sleep(0.1)
+    return out
+
+
+async def test_a_video_tile_rendered_by_the_node_rests_and_follows_the_voice(
+    server: Any,  # noqa: F811
+    vanishing_face: Path,
+    speech_wav: Path,
+) -> None:
+    from lpstream.meshwarp.renderer import MeshwarpRenderer
+
+    handles, pages = await open_pages(
+        server,
+        vanishing_face,
+        ["room=restv&name=ann", "room=restv&name=cy&downlink=video"],
+        speech_wav,
+    )
+    shadow = MeshwarpRenderer()
+    try:
+        _ann, cy = pages
+        for page in pages:
+            await page.wait_for_function("() => window.lpstream.phase === 'in-call'", timeout=30000)
+        await live_tile(cy, "video")
+        node = server.node
+        assert node is not None
+        ids = {s.name: s.id for s in node.sessions.values()}
+        tile = node.sessions[ids["cy"]].downlink.tile_of(ids["ann"])
+        route = node.router.get(ids["ann"])
+        assert tile is not None and route is not None and route.portrait is not None
+        shadow.set_source(route.portrait.rgb)
+        # Whatever the reference, its own render is the portrait at rest.
+        assert tile.neutral.live is not None
+        rest_frame = shadow.render(tile.neutral.live)
+
+        await cy.click("#voice-mouth")  # off: the page tells the node
+        quiet = await _node_samples(cy, tile, 10.0)
+        await cy.click("#voice-mouth")
+        voiced = await _node_samples(cy, tile, 10.0)
+
+        settled = [b for a, b in itertools.pairwise(quiet) if a["neutral"] == b["neutral"] == 1.0]
+        live = [s for s in quiet if s["neutral"] == 0.0]
+        to_rest = [float(np.abs(_grey(s["frame"]) - _grey(rest_frame)).mean()) for s in live]
+        print(
+            f"node tile: {len(live)} live, {len(settled)} settled at rest of {len(quiet)}; "
+            f"live frames differ from rest by up to {max(to_rest):.2f}"
+        )
+        assert len(live) >= 5 and len(settled) >= 3
+        for sample in settled:
+            assert np.array_equal(sample["frame"], rest_frame), "the node renders the rest pose"
+        shown_rest = max(float(np.abs(s["shown"] - _grey(rest_frame)).mean()) for s in settled)
+        print(f"the page's video at rest: {shown_rest:.2f} grey levels from the rest render")
+        assert shown_rest < 0.5 * max(to_rest), "and the page shows it"
+        assert not any(s["voice"] or s["badge"] for s in quiet)
+
+        speaking = [s for s in voiced if s["voice"]]
+        print(
+            f"voice on: {len(speaking)} samples follow the voice, badge on "
+            f"{sum(s['badge'] for s in voiced)}"
+        )
+        assert len(speaking) >= 3, "the node moves the mouth with the speaker's RTP level"
+        assert any(not np.array_equal(s["frame"], rest_frame) for s in speaking)
+        assert any(s["badge"] for s in voiced), "the page labels the tile (from the node's stats)"
+        assert handles[2] == [], handles[2]
+    finally:
+        shadow.close()
         await close_pages(handles)

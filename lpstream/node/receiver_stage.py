@@ -23,7 +23,7 @@ from lpstream.errors import LpstreamError
 from lpstream.motion import Motion
 from lpstream.node.avatar_track import AvatarTrack
 from lpstream.node.meters import LatencyMeter, RateMeter
-from lpstream.node.neutral_pose import NeutralPose
+from lpstream.node.neutral_pose import NeutralPose, Pose
 from lpstream.node.portrait_image import Portrait
 from lpstream.node.shutdown import bounded
 from lpstream.node.stage_timing import StageTiming, run_timed
@@ -58,8 +58,8 @@ class ReceiverStage:
         self._release = release
         self._voice_level = voice_level
         self.neutral = NeutralPose()
-        self.voice_mouth = False
-        """The mouth follows the voice now (the viewer's overlay says so)."""
+        self.pose: Pose | None = None
+        """What the tile showed last (live motion or rest pose, voice mouth or not)."""
         self._rendered_key: tuple[float, float | None] | None = None
         self.decoder = MotionDecoder()
         self._feedback = FeedbackPacer(self.decoder)
@@ -111,6 +111,11 @@ class ReceiverStage:
             self._face_id = face_id
             self._new_face = True
 
+    @property
+    def voice_mouth(self) -> bool:
+        """The mouth follows the voice now (the viewer's overlay says so)."""
+        return self.pose is not None and self.pose.voice
+
     # -- rendering ---------------------------------------------------------------------------
 
     def _sent(self, stamp: float | None) -> None:
@@ -151,7 +156,7 @@ class ReceiverStage:
                         )
                         self.neutral.reset_reference()
                 pose = self.neutral.pose(time.monotonic(), self._controls(), self._voice_level())
-                self.voice_mouth = pose is not None and pose.voice
+                self.pose = pose
                 if pose is None or (not fresh and pose.key() == self._rendered_key):
                     continue
                 self._rendered_key = pose.key()
