@@ -105,7 +105,7 @@ async def test_a_vanished_face_rests_and_its_mouth_follows_the_voice(
         server, vanishing_face, ["room=rest&name=ann", "room=rest&name=bob"], speech_wav
     )
     try:
-        _ann, bob = pages
+        ann, bob = pages
         for page in pages:
             await page.wait_for_function("() => window.lpstream.phase === 'in-call'", timeout=30000)
         await live_tile(bob, "canvas")
@@ -140,6 +140,19 @@ async def test_a_vanished_face_rests_and_its_mouth_follows_the_voice(
         print(f"voice mouth moves the tile by up to {moved:.2f} grey levels")
         assert moved > 2 * spread + 0.1, "the mouth moves with the voice"
         assert not any(s["badge"] for s in voiced if s["neutral"] == 0.0)
+
+        # Camera off: ann's page sends no motion at all; bob's tile notices the silence and
+        # stays at rest for longer than the clip's own blank part.
+        await ann.click("#camera-off")
+        sent = "() => window.lpstream.kinds.uplink.framesSent"
+        await asyncio.sleep(1.0)
+        before = await ann.evaluate(sent)
+        off = await _samples(bob, 3.0)
+        assert await ann.evaluate(sent) == before, "a camera that is off sends nothing"
+        assert off and all(s["neutral"] == 1.0 for s in off), [s["neutral"] for s in off]
+        await ann.click("#camera-off")
+        back = await _samples(bob, 6.0)
+        assert any(s["neutral"] == 0.0 for s in back), "the camera on again: the face is back"
 
         node = server.node
         assert node is not None
