@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import wave
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -79,10 +80,19 @@ def speech_wav(tmp_path: Path) -> Path:
     return out
 
 
-async def _samples(page: Any, seconds: float) -> list[dict[str, Any]]:
-    out = []
+Enough = Callable[[list[dict[str, Any]]], bool]
+
+
+def _never(samples: list[dict[str, Any]]) -> bool:
+    return False
+
+
+async def _samples(page: Any, seconds: float, enough: Enough = _never) -> list[dict[str, Any]]:
+    """Samples every 0.1 s for `seconds`, or until `enough` of them (a loaded machine draws
+    and answers slowly, so what a test needs is counted, not timed)."""
+    out: list[dict[str, Any]] = []
     deadline = asyncio.get_running_loop().time() + seconds
-    while asyncio.get_running_loop().time() < deadline:
+    while asyncio.get_running_loop().time() < deadline and not enough(out):
         sample = await page.evaluate(SAMPLE)
         if sample is not None:
             sample["tile"] = np.array(sample["tile"])
@@ -90,6 +100,10 @@ async def _samples(page: Any, seconds: float) -> list[dict[str, Any]]:
             out.append(sample)
         await asyncio.sleep(0.1)
     return out
+
+
+def _count(samples: list[dict[str, Any]], **wanted: Any) -> int:
+    return sum(all(s[k] == v for k, v in wanted.items()) for s in samples)
 
 
 def _to_portrait(sample: dict[str, Any]) -> float:
@@ -111,10 +125,14 @@ async def test_a_vanished_face_rests_and_its_mouth_follows_the_voice(
         await live_tile(bob, "canvas")
         await bob.click("#voice-mouth")  # off
         assert not await bob.is_checked("#voice-mouth")
-        quiet = await _samples(bob, 10.0)
+        quiet = await _samples(
+            bob, 30.0, lambda s: _count(s, neutral=0.0) >= 4 and _count(s, neutral=1.0) >= 4
+        )
         await bob.click("#voice-mouth")  # on
         assert await bob.is_checked("#voice-mouth")
-        voiced = await _samples(bob, 10.0)
+        voiced = await _samples(
+            bob, 30.0, lambda s: _count(s, neutral=1.0, voice=True, badge=True) >= 3
+        )
 
         live = [s for s in quiet if s["neutral"] == 0.0]
         rest = [s for s in quiet if s["neutral"] == 1.0]
@@ -123,7 +141,7 @@ async def test_a_vanished_face_rests_and_its_mouth_follows_the_voice(
             f"live max {max(map(_to_portrait, live)):.2f}, "
             f"rest max {max(map(_to_portrait, rest)):.2f}"
         )
-        assert len(live) >= 5 and len(rest) >= 5, "the face came and went"
+        assert len(live) >= 4 and len(rest) >= 4, "the face came and went"
         # At rest the tile is the portrait itself, closer to it than any live frame: the
         # rest pose, not the last frame held.
         assert max(map(_to_portrait, rest)) < 0.5 * max(map(_to_portrait, live))
@@ -145,13 +163,13 @@ async def test_a_vanished_face_rests_and_its_mouth_follows_the_voice(
         # stays at rest for longer than the clip's own blank part.
         await ann.click("#camera-off")
         sent = "() => window.lpstream.kinds.uplink.framesSent"
-        await asyncio.sleep(1.0)
+        await asyncio.sleep(2.0)  # SILENCE_S, then the ease
         before = await ann.evaluate(sent)
         off = await _samples(bob, 3.0)
         assert await ann.evaluate(sent) == before, "a camera that is off sends nothing"
         assert off and all(s["neutral"] == 1.0 for s in off), [s["neutral"] for s in off]
         await ann.click("#camera-off")
-        back = await _samples(bob, 6.0)
+        back = await _samples(bob, 15.0, lambda s: _count(s, neutral=0.0) >= 1)
         assert any(s["neutral"] == 0.0 for s in back), "the camera on again: the face is back"
 
         node = server.node
@@ -190,11 +208,13 @@ def _grey(rgb: np.ndarray) -> np.ndarray:
     return small.mean(axis=2)
 
 
-async def _node_samples(page: Any, tile: Any, seconds: float) -> list[dict[str, Any]]:
+async def _node_samples(
+    page: Any, tile: Any, seconds: float, enough: Enough
+) -> list[dict[str, Any]]:
     """The node's tile (its pose, its last rendered frame) and what the page shows of it."""
-    out = []
+    out: list[dict[str, Any]] = []
     deadline = asyncio.get_running_loop().time() + seconds
-    while asyncio.get_running_loop().time() < deadline:
+    while asyncio.get_running_loop().time() < deadline and not enough(out):
         pose = tile.pose
         frame = tile.track._frame.to_ndarray(format="rgb24")
         shown = await page.evaluate(VIDEO_SAMPLE)
@@ -244,9 +264,13 @@ async def test_a_video_tile_rendered_by_the_node_rests_and_follows_the_voice(
         rest_frame = shadow.render(tile.neutral.live)
 
         await cy.click("#voice-mouth")  # off: the page tells the node
-        quiet = await _node_samples(cy, tile, 10.0)
+        quiet = await _node_samples(
+            cy, tile, 30.0, lambda s: _count(s, neutral=0.0) >= 4 and _count(s, neutral=1.0) >= 6
+        )
         await cy.click("#voice-mouth")
-        voiced = await _node_samples(cy, tile, 10.0)
+        voiced = await _node_samples(
+            cy, tile, 30.0, lambda s: _count(s, voice=True) >= 3 and _count(s, badge=True) >= 1
+        )
 
         settled = [b for a, b in itertools.pairwise(quiet) if a["neutral"] == b["neutral"] == 1.0]
         live = [s for s in quiet if s["neutral"] == 0.0]
@@ -255,7 +279,7 @@ async def test_a_video_tile_rendered_by_the_node_rests_and_follows_the_voice(
             f"node tile: {len(live)} live, {len(settled)} settled at rest of {len(quiet)}; "
             f"live frames differ from rest by up to {max(to_rest):.2f}"
         )
-        assert len(live) >= 5 and len(settled) >= 3
+        assert len(live) >= 4 and len(settled) >= 3
         for sample in settled:
             assert np.array_equal(sample["frame"], rest_frame), "the node renders the rest pose"
         shown_rest = max(float(np.abs(s["shown"] - _grey(rest_frame)).mean()) for s in settled)

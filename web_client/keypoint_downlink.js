@@ -190,7 +190,7 @@ export class KeypointDownlink {
       // Face gone: ease to the rest pose, maybe with the mouth following the voice.
       const pose = source.neutral.pose(performance.now() / 1000, controls, this.voiceLevel(this.slotOf.get(id)));
       source.pose = pose;
-      const key = `${pose.neutral} ${pose.controls.lipOpen}`;
+      const key = `${pose.neutral} ${JSON.stringify(pose.controls)}`;
       if (!fresh && key === source.shown) continue;
       source.shown = key;
       const start = performance.now();

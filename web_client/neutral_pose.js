@@ -8,7 +8,7 @@
 //   const pose = neutral.pose(nowS, controls, levelDbov);  // {motion, controls, neutral, voice}
 
 export const EASE_S = 0.25;
-export const SILENCE_S = 0.5;
+export const SILENCE_S = 1.0;
 export const TICK_S = 0.04;
 export const VOICE_SILENT_DBOV = 50.0;
 export const VOICE_LOUD_DBOV = 20.0;

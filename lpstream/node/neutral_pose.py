@@ -32,9 +32,10 @@ from lpstream.motion import Motion
 
 EASE_S = 0.25
 """Time to ease between the live motion and the rest pose (each way)."""
-SILENCE_S = 0.5
-"""No motion packet for this long means the sender stopped sending (camera ended): a sender
-sends one per camera frame, face or not, so even 5 fps leaves a wide margin."""
+SILENCE_S = 1.0
+"""No motion packet for this long means the sender stopped sending (camera off or ended): a
+sender sends one per camera frame, face or not. Long enough that a sender slowed to 2 fps by a
+loaded machine, or a burst of lost packets, does not flicker its avatar to rest."""
 TICK_S = 0.04
 """Render period while easing or while the mouth follows the voice (25 fps)."""
 VOICE_SILENT_DBOV = 50.0
@@ -139,9 +140,9 @@ class Pose:
     voice: bool
     """The mouth follows the voice now (the tile says so)."""
 
-    def key(self) -> tuple[float, float | None]:
+    def key(self) -> tuple[float, Controls]:
         """Equal keys of one stream render the same frame (unless new motion came)."""
-        return (self.neutral, self.controls.lip_open)
+        return (self.neutral, self.controls)
 
 
 class NeutralPose:

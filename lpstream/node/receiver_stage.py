@@ -60,7 +60,7 @@ class ReceiverStage:
         self.neutral = NeutralPose()
         self.pose: Pose | None = None
         """What the tile showed last (live motion or rest pose, voice mouth or not)."""
-        self._rendered_key: tuple[float, float | None] | None = None
+        self._rendered_key: tuple[float, Controls] | None = None
         self.decoder = MotionDecoder()
         self._feedback = FeedbackPacer(self.decoder)
         self.render_timing = StageTiming()
@@ -102,6 +102,10 @@ class ReceiverStage:
 
     def on_portrait(self, portrait: Portrait) -> None:
         self._portrait = portrait
+        self.wake.set()
+
+    def controls_changed(self) -> None:
+        """The viewer moved a slider or the voice switch: redraw even a held pose."""
         self.wake.set()
 
     def on_face(self, face_id: int) -> None:

@@ -50,6 +50,8 @@ class VideoDownlink:
 
     def set_controls(self, controls: Controls) -> None:
         self.controls = controls
+        for tile in self.tiles.values():
+            tile.controls_changed()
 
     def show(self, slots: list[str | None]) -> None:
         for slot, source_id in enumerate(slots[: len(self.slots)]):
