@@ -149,7 +149,8 @@ function showVoiceMouths() {
     let pose = kinds && kinds.downlink.tilePose ? kinds.downlink.tilePose(slot) : null;
     if (kinds && !kinds.downlink.tilePose && state.stats) {
       const tile = state.stats.tiles.find((t) => t.slot === slot);
-      pose = tile ? { neutral: null, voice: Boolean(tile.voice_mouth) } : null;
+      // The node's stats are up to 2 s old; a switch turned off here hides the badge at once.
+      pose = tile ? { neutral: null, voice: Boolean(tile.voice_mouth) && $("voice-mouth").checked } : null;
     }
     poses.push(pose);
     tileFor(slot).querySelector(".voice-badge").hidden = !(pose && pose.voice);
