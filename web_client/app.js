@@ -85,6 +85,7 @@ async function startCamera() {
     audio: false,
   });
   $("preview").srcObject = camera;
+  setCameraOff(Boolean(state.cameraOff)); // turned off before joining: stays off
   await new Promise((resolve) => {
     const video = $("preview");
     if (video.videoWidth) resolve();
