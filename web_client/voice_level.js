@@ -14,7 +14,9 @@ export class VoiceLevels {
     this.analysers = new Map(); // slot -> {analyser, source, stream}
     this.buffer = new Float32Array(WINDOW);
     // A context made before any user gesture may start suspended: resume on the first one.
-    this._resume = () => { if (this.context && this.context.state === "suspended") this.context.resume(); };
+    this._resume = () => {
+      if (this.context && this.context.state === "suspended") this.context.resume().catch(() => {});
+    };
     addEventListener("pointerdown", this._resume);
     addEventListener("keydown", this._resume);
   }
