@@ -23,6 +23,7 @@ let call = null;
 let camera = null;
 let microphone = null;
 let speakingTimer = null;
+let badgeTimer = null;
 let statsTimer = null;
 let leaving = false;
 let retryTimer = null;
@@ -139,7 +140,6 @@ async function pollSpeaking() {
   const levels = await call.audioLevels();
   state.audioLevels = levels;
   levels.forEach((level, slot) => { tileFor(slot).dataset.speaking = level > SPEAKING_LEVEL ? "yes" : "no"; });
-  showVoiceMouths();
 }
 
 /** The "mouth follows voice" badge of each tile, while the mouth is synthesised from sound:
@@ -419,6 +419,8 @@ async function join(event) {
     statsTimer = setInterval(pollStats, 1000);
     clearInterval(speakingTimer);
     speakingTimer = setInterval(pollSpeaking, 250);
+    clearInterval(badgeTimer);
+    badgeTimer = setInterval(showVoiceMouths, 100); // no getStats to wait for
   } catch (error) {
     banner(error.message);
     if (leaving) stopTrying(); // room full, bad token, replaced: retrying cannot help
@@ -436,6 +438,7 @@ function stopTrying() {
 function hangUp() {
   clearInterval(statsTimer);
   clearInterval(speakingTimer);
+  clearInterval(badgeTimer);
   if (kinds) {
     if (kinds.uplink.close) kinds.uplink.close();
     if (kinds.downlink.close) kinds.downlink.close();
