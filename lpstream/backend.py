@@ -29,6 +29,9 @@ class Controls:
     """Multiplier on head rotation and translation relative to the reference pose."""
     stitching: bool = True
     """Keep the face stitched into the unchanged shoulders/background."""
+    voice_mouth: bool = True
+    """While the sender's face is gone, open the avatar's mouth with their voice
+    (`lpstream.node.neutral_pose`, which turns it into `lip_open`; renderers ignore it)."""
 
 
 @dataclass(frozen=True)

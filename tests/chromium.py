@@ -5,6 +5,7 @@ microphone, and the .y4m the fake camera plays."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import av
 import cv2
@@ -37,10 +38,20 @@ def fake_media_args(camera: Path, microphone: Path | None = None) -> list[str]:
 
 
 def write_y4m(
-    video: Path, out: Path, size: tuple[int, int] = (320, 240), seconds: float = 3.0
+    video: Path,
+    out: Path,
+    size: tuple[int, int] = (320, 240),
+    seconds: float = 3.0,
+    blank_s: float = 0.0,
 ) -> None:
-    """A webcam-sized 25 fps .y4m of a face video (the face letterboxed, as a laptop sees it)."""
+    """A webcam-sized 25 fps .y4m of a face video (the face letterboxed, as a laptop sees it),
+    then `blank_s` seconds of an empty grey scene (the fake camera loops the file)."""
     width, height = size
+
+    def write(sink: Any, canvas: np.ndarray) -> None:
+        yuv = av.VideoFrame.from_ndarray(canvas, format="rgb24").reformat(format="yuv420p")
+        sink.write(b"FRAME\n" + yuv.to_ndarray().tobytes())
+
     with av.open(str(video)) as container, out.open("wb") as sink:
         sink.write(f"YUV4MPEG2 W{width} H{height} F25:1 Ip A1:1 C420jpeg\n".encode())
         for index, frame in enumerate(container.decode(video=0)):
@@ -50,5 +61,6 @@ def write_y4m(
             canvas = np.zeros((height, width, 3), np.uint8)
             left = (width - height) // 2
             canvas[:, left : left + height] = square
-            yuv = av.VideoFrame.from_ndarray(canvas, format="rgb24").reformat(format="yuv420p")
-            sink.write(b"FRAME\n" + yuv.to_ndarray().tobytes())
+            write(sink, canvas)
+        for _ in range(round(blank_s * 25)):
+            write(sink, np.full((height, width, 3), 96, np.uint8))

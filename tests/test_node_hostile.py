@@ -49,6 +49,14 @@ def test_a_huge_integer_slider_is_refused_not_overflowed() -> None:
         parse_controls(parse_message('{"type":"controls","eye":' + "9" * 4000 + "}"))
 
 
+def test_the_voice_switch_takes_only_true_or_false() -> None:
+    assert parse_controls({"type": "controls"}).voice_mouth is True  # the page's default
+    assert parse_controls({"type": "controls", "voice": False}).voice_mouth is False
+    for value in (1, 0, "false", None, [], {"on": True}):
+        with pytest.raises(ControlMessageError, match="switch voice"):
+            parse_controls({"type": "controls", "voice": value})
+
+
 def test_deeply_nested_json_is_refused_on_control_and_on_signaling() -> None:
     with pytest.raises(ControlMessageError, match="not JSON"):  # already fixed
         parse_message('{"type":"x","a":' + "[" * 2000 + "]" * 2000 + "}")

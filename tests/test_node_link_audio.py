@@ -20,7 +20,7 @@ from lpstream.node import NodeConfig
 from lpstream.node.audio_forwarding import AudioForwarding, AudioFrame
 from lpstream.node.framing import pack_item
 from lpstream.node.link import LinkEvents, NodeLink
-from lpstream.node.link_audio import MAX_OPUS_BYTES, decode_audio, encode_audio
+from lpstream.node.link_audio import HEADER_BYTES, MAX_OPUS_BYTES, decode_audio, encode_audio
 from lpstream.node.loopback_audio import OpusMicrophone, heard_rms, load_speech
 from lpstream.node.loopback_keypoints import KeypointBrowser
 from lpstream.protocol.wire import PROTOCOL_VERSION
@@ -169,14 +169,25 @@ async def test_a_rebuilt_link_carries_the_sound_again(
         await bob.close()
 
 
-def test_an_audio_item_keeps_the_speakers_clock_and_rejects_garbage() -> None:
+def test_an_audio_item_keeps_the_speakers_clock_and_level_and_rejects_garbage() -> None:
     frame = AudioFrame(b"\x48\x01\x02", timestamp=2**32 - 1, sequence=65535)
     assert decode_audio(encode_audio(frame)) == frame
-    for bad in (b"", b"\x00\x00\x00\x00\x00\x00\x00", b"\x01" + bytes(8), bytes(7 + 1276)):
+    loud = AudioFrame(b"\x48", timestamp=7, sequence=9, level_dbov=12)
+    assert decode_audio(encode_audio(loud)).level_dbov == 12
+    bad_level = encode_audio(frame)[: HEADER_BYTES - 1] + b"\x80" + frame.payload
+    for bad in (
+        b"",
+        bytes(HEADER_BYTES),
+        b"\x01" + bytes(HEADER_BYTES),
+        bytes(HEADER_BYTES) + bytes(MAX_OPUS_BYTES + 1),
+        bad_level,
+    ):
         with pytest.raises(ValueError):
             decode_audio(bad)
     with pytest.raises(ValueError):
         encode_audio(AudioFrame(b"", 0, 0))
+    with pytest.raises(ValueError):
+        encode_audio(AudioFrame(b"\x48", 0, 0, level_dbov=128))
 
 
 def test_a_late_or_repeated_packet_is_dropped_and_a_new_stream_is_not() -> None:
@@ -211,7 +222,7 @@ async def test_a_bad_sound_item_on_a_link_is_counted_and_the_rest_of_the_batch_k
             pack_item("p1", b"\x00\x01\x02"),  # too short for an audio item
             pack_item("p1", encode_audio(good)),
             pack_item("p2", motion),
-            pack_item("p1", b"\x00" + bytes(6) + bytes(MAX_OPUS_BYTES + 1)),  # too long
+            pack_item("p1", bytes(HEADER_BYTES) + bytes(MAX_OPUS_BYTES + 1)),  # too long
         )
     )
     link._motion_message(batch)

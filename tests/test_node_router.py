@@ -163,6 +163,20 @@ def test_no_face_packets_are_seen_without_decoding() -> None:
     assert route.face_lost_at is None
 
 
+def test_a_source_that_stops_sending_counts_as_a_hidden_face() -> None:
+    """Camera off: the page sends nothing at all; after SILENCE_S the stats say so."""
+    import time
+
+    from lpstream.node.neutral_pose import SILENCE_S
+
+    route = Router().add_source("ann", "Ann")
+    assert route.face_hidden_for() == 0.0, "nothing sent yet: not hidden"
+    route.publish(MotionEncoder().encode(talking(0), 0))
+    assert route.face_hidden_for() == 0.0
+    time.sleep(SILENCE_S + 0.1)
+    assert route.face_hidden_for() >= SILENCE_S
+
+
 def test_malformed_feedback_is_counted_not_raised() -> None:
     router = Router()
     route = router.add_source("ann", "Ann")

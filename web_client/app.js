@@ -7,6 +7,7 @@ import { describeLink, linkStats } from "./link_stats.js";
 import { fromFile, sendPortrait, snapshot } from "./portrait.js";
 import { Signaling } from "./signaling.js";
 import { browserStats, renderSelfStats, renderTileStats } from "./stats.js";
+import { VoiceLevels } from "./voice_level.js";
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
@@ -24,6 +25,7 @@ let call = null;
 let camera = null;
 let microphone = null;
 let speakingTimer = null;
+let badgeTimer = null;
 let statsTimer = null;
 let leaving = false;
 let retryTimer = null;
@@ -32,6 +34,7 @@ let kinds = null;
 const FIRST_RETRY_MS = 1000;
 const LAST_RETRY_MS = 8000;
 let retryDelayMs = FIRST_RETRY_MS;
+let voiceLevels = null;
 
 function banner(text, kind = "error") {
   const element = $("banner");
@@ -59,11 +62,12 @@ function currentControls() {
     lip: $("lip-follow").checked ? null : Number($("lip").value),
     head: Number($("head").value),
     stitching: $("stitching").checked,
+    voice: $("voice-mouth").checked,
   };
 }
 
 function wireControls() {
-  for (const id of ["eye", "lip", "head", "stitching", "eye-follow", "lip-follow"]) {
+  for (const id of ["eye", "lip", "head", "stitching", "eye-follow", "lip-follow", "voice-mouth"]) {
     $(id).addEventListener("input", () => {
       $("eye").disabled = $("eye-follow").checked;
       $("lip").disabled = $("lip-follow").checked;
@@ -88,6 +92,7 @@ async function startCamera() {
     audio: false,
   });
   $("preview").srcObject = camera;
+  setCameraOff(Boolean(state.cameraOff)); // turned off before joining: stays off
   await new Promise((resolve) => {
     const video = $("preview");
     if (video.videoWidth) resolve();
@@ -124,6 +129,15 @@ function setMuted(muted) {
   $("mute").textContent = muted ? "Unmute microphone" : "Mute microphone";
 }
 
+function setCameraOff(off) {
+  state.cameraOff = off;
+  // A disabled track: the keypoint uplink stops sending motion, a camera uplink sends black
+  // (no face); either way the others see the portrait at rest, not a frozen frame.
+  if (camera) for (const track of camera.getVideoTracks()) track.enabled = !off;
+  $("camera-off").setAttribute("aria-pressed", String(off));
+  $("camera-off").textContent = off ? "Turn camera on" : "Turn camera off";
+}
+
 // A voice this loud (inbound audioLevel, 0–1) lights its tile.
 const SPEAKING_LEVEL = 0.03;
 
@@ -132,6 +146,23 @@ async function pollSpeaking() {
   const levels = await call.audioLevels();
   state.audioLevels = levels;
   levels.forEach((level, slot) => { tileFor(slot).dataset.speaking = level > SPEAKING_LEVEL ? "yes" : "no"; });
+}
+
+/** The "mouth follows voice" badge of each tile, while the mouth is synthesised from sound:
+ * this page's renderer says so (keypoint downlink), else the node's stats (video downlink). */
+function showVoiceMouths() {
+  const poses = [];
+  for (let slot = 0; slot < config.slots; slot += 1) {
+    let pose = kinds && kinds.downlink.tilePose ? kinds.downlink.tilePose(slot) : null;
+    if (kinds && !kinds.downlink.tilePose && state.stats) {
+      const tile = state.stats.tiles.find((t) => t.slot === slot);
+      // The node's stats are up to 2 s old; a switch turned off here hides the badge at once.
+      pose = tile ? { neutral: null, voice: Boolean(tile.voice_mouth) && $("voice-mouth").checked } : null;
+    }
+    poses.push(pose);
+    tileFor(slot).querySelector(".voice-badge").hidden = !(pose && pose.voice);
+  }
+  state.tilePoses = poses;
 }
 
 async function portraitBytes() {
@@ -200,7 +231,7 @@ const FACE_HIDDEN_S = 1.0;
 function labelTile(tile, faceHidden) {
   tile.dataset.face = faceHidden ? "hidden" : "visible";
   tile.querySelector(".label").textContent = faceHidden
-    ? `${tile.dataset.name} — face not visible (last frame held)`
+    ? `${tile.dataset.name} — face not visible (portrait at rest)`
     : `${tile.dataset.name} — avatar rendered from keypoints`;
 }
 
@@ -213,7 +244,7 @@ function showFaceVisibility(stats) {
   const local = document.querySelector(".tile.local");
   local.dataset.face = hidden ? "hidden" : "visible";
   local.querySelector(".label").textContent = hidden
-    ? "you — your face is not visible: the others see your last frame"
+    ? "you — your face is not visible: the others see your portrait at rest"
     : "you — the node turns your camera into motion; the others see your portrait animated by it";
 }
 
@@ -273,12 +304,14 @@ async function chooseKinds(kept = null) {
   const downWanted = forced.down || offered.down[0];
   if (downWanted === "keypoints" && offered.down.includes("keypoints")) {
     if (webgl2Available()) {
+      voiceLevels ??= new VoiceLevels();
       downlink = new KeypointDownlink({
         canvasFor: (slot) => tileFor(slot).querySelector("canvas"),
         controls: () => {
           const c = currentControls();
-          return { eyeOpen: c.eye, lipOpen: c.lip, headMotion: c.head, stitching: c.stitching };
+          return { eyeOpen: c.eye, lipOpen: c.lip, headMotion: c.head, stitching: c.stitching, voiceMouth: c.voice };
         },
+        voiceLevel: (slot) => (voiceLevels ? voiceLevels.level(slot) : null),
       });
       why.push(forced.down ? "keypoints down: asked for" : "keypoints down: this page renders the others");
     } else {
@@ -380,7 +413,10 @@ async function connectMedia(nodeId, kept = null) {
     call.addEventListener(type, (e) => { if (mine.downlink.onControl) mine.downlink.onControl(e.detail); });
   }
   call.addEventListener("track", (e) => { tileFor(e.detail.slot).querySelector("video").srcObject = e.detail.stream; });
-  call.addEventListener("audio", (e) => { tileFor(e.detail.slot).querySelector("audio").srcObject = e.detail.stream; });
+  call.addEventListener("audio", (e) => {
+    tileFor(e.detail.slot).querySelector("audio").srcObject = e.detail.stream;
+    if (voiceLevels) voiceLevels.attach(e.detail.slot, e.detail.stream);
+  });
   call.addEventListener("hello", (e) => { state.backend = e.detail.backend; });
   call.addEventListener("slots", (e) => {
     onSlots(e.detail.slots);
@@ -421,6 +457,8 @@ async function connectMedia(nodeId, kept = null) {
   statsTimer = setInterval(pollStats, 1000);
   clearInterval(speakingTimer);
   speakingTimer = setInterval(pollSpeaking, 250);
+  clearInterval(badgeTimer);
+  badgeTimer = setInterval(showVoiceMouths, 100); // no getStats to wait for
 }
 
 // A media restart must connect within this long (ms), else the page rejoins from scratch.
@@ -462,6 +500,7 @@ function stopTrying() {
 function closeMedia(keepUplink = false) {
   clearInterval(statsTimer);
   clearInterval(speakingTimer);
+  clearInterval(badgeTimer);
   const kept = kinds;
   if (kinds) {
     if (keepUplink) { if (kinds.uplink.stop) kinds.uplink.stop(); } else if (kinds.uplink.close) kinds.uplink.close();
@@ -524,6 +563,7 @@ async function main() {
   $("join-form").addEventListener("submit", join);
   $("leave").addEventListener("click", leave);
   $("mute").addEventListener("click", () => setMuted(!state.muted));
+  $("camera-off").addEventListener("click", () => setCameraOff(!state.cameraOff));
   addEventListener("pagehide", () => { leaving = true; hangUp(); });
   if (params.get("autojoin") === "1") join();
 }

@@ -3,12 +3,14 @@
 // itself with WebGL2 (web_client/render). No video reaches the page.
 
 import {
+  DecodeStatus,
   FeedbackPacer,
   MotionDecoder,
   PortraitReceiver,
   framePacket,
   unframePacket,
 } from "./codec/index.js";
+import { NeutralPose } from "./neutral_pose.js";
 import { MeshwarpGLRenderer } from "./render/renderer.js";
 
 function fromHex(text) {
@@ -27,10 +29,11 @@ class TileRenderer {
 }
 
 export class KeypointDownlink {
-  constructor({ canvasFor, controls }) {
+  constructor({ canvasFor, controls, voiceLevel = () => null }) {
     this.kind = "keypoints";
     this.canvasFor = canvasFor; // slot -> <canvas>
-    this.controls = controls; // () -> {eyeOpen, lipOpen, headMotion, stitching}
+    this.controls = controls; // () -> {eyeOpen, lipOpen, headMotion, stitching, voiceMouth}
+    this.voiceLevel = voiceLevel; // slot -> the voice on that tile now, -dBov, or null
     this.sources = new Map(); // source id -> {decoder, pacer, motion, fresh, face, resetPending}
     this.slotOf = new Map(); // source id -> slot
     this.tiles = new Map(); // slot -> TileRenderer
@@ -67,7 +70,7 @@ export class KeypointDownlink {
     let source = this.sources.get(id);
     if (!source) {
       const decoder = new MotionDecoder();
-      source = { decoder, pacer: new FeedbackPacer(decoder), motion: null, fresh: false, face: null, resetPending: false, packets: 0 };
+      source = { decoder, pacer: new FeedbackPacer(decoder), motion: null, fresh: false, face: null, resetPending: false, packets: 0, neutral: new NeutralPose(), shown: null, pose: null };
       this.sources.set(id, source);
     }
     return source;
@@ -88,6 +91,9 @@ export class KeypointDownlink {
       if (motion) {
         source.motion = motion;
         source.fresh = true;
+        source.neutral.onMotion(motion, performance.now() / 1000);
+      } else if (source.decoder.lastStatus === DecodeStatus.NO_FACE) {
+        source.neutral.onNoFace();
       }
     } catch {
       return; // a bad packet costs that frame only
@@ -164,6 +170,7 @@ export class KeypointDownlink {
         tile.ready = true;
         const source = this.source(id);
         source.fresh = source.motion !== null; // re-render the held pose on the new portrait
+        source.neutral.resetReference(); // setSource resets the renderer's reference
       }
     }
   }
@@ -172,21 +179,37 @@ export class KeypointDownlink {
     const controls = this.controls();
     for (const [id, source] of this.sources) {
       const tile = this.tiles.get(this.slotOf.get(id));
-      if (!tile || !tile.ready || tile.sourceId !== id || !source.fresh) continue;
+      if (!tile || !tile.ready || tile.sourceId !== id || source.motion === null) continue;
+      const fresh = source.fresh;
       source.fresh = false;
-      if (source.resetPending) {
+      if (fresh && source.resetPending) { // at the new face's first motion
         tile.renderer.resetReference();
+        source.neutral.resetReference();
         source.resetPending = false;
       }
+      // Face gone: ease to the rest pose, maybe with the mouth following the voice.
+      const pose = source.neutral.pose(performance.now() / 1000, controls, this.voiceLevel(this.slotOf.get(id)));
+      source.pose = pose;
+      const key = `${pose.neutral} ${JSON.stringify(pose.controls)}`;
+      if (!fresh && key === source.shown) continue;
+      source.shown = key;
       const start = performance.now();
-      tile.renderer.render(source.motion, controls);
+      tile.renderer.render(pose.motion, pose.controls);
       tile.renderMs.push(performance.now() - start);
       // (sender timestamp, wall time drawn) of recent frames, for latency measurements.
-      this.drawn.push({ id, senderMs: source.decoder.lastTimestampMs, at: Date.now() });
+      if (fresh) this.drawn.push({ id, senderMs: source.decoder.lastTimestampMs, at: Date.now() });
       if (this.drawn.length > 500) this.drawn.shift();
       if (tile.renderMs.length > 50) tile.renderMs.shift();
       tile.frames += 1;
     }
+  }
+
+  /** {neutral: 0 live … 1 rest pose, voice: the mouth follows the voice} of a tile, or null. */
+  tilePose(slot) {
+    for (const [id, source] of this.sources) {
+      if (this.slotOf.get(id) === slot && source.pose) return { neutral: source.pose.neutral, voice: source.pose.voice };
+    }
+    return null;
   }
 
   tileFigures(slot) {

@@ -44,6 +44,12 @@ export class KeypointUplink {
 
   step(video, sendControl) {
     if (!this.channel || this.channel.readyState !== "open" || video.readyState < 2) return;
+    const camera = video.srcObject && video.srcObject.getVideoTracks()[0];
+    if (camera && (camera.readyState !== "live" || !camera.enabled)) {
+      // Camera off or gone: send nothing; receivers notice the silence and rest the face.
+      this.faceVisible = false;
+      return;
+    }
     const now = performance.now();
     const timestampMs = Math.round(now - this.started);
     const output = this.sender.extract(video, timestampMs);

@@ -11,6 +11,12 @@ speaker's encoder (tuned in the SDP, `opus_sdp.py`) made. What the node gives up
 (each listener receives one stream per speaker, DTX makes the silent ones almost free) and
 per-listener bitrates (every listener of a speaker gets the same rate).
 
+What the node does read is each packet's RTP audio-level header extension (RFC 6464,
+`urn:ietf:params:rtp-hdrext:ssrc-audio-level`, negotiated by aiortc and sent by browsers):
+the speaker's level in −dBov, which moves an avatar's mouth while its face is gone
+(`neutral_pose.py`). Forwarded packets go out without it (aiortc writes the extension only for
+audio it encodes itself); pages measure the sound they decode instead.
+
 Audio follows the same tile map as video (`show(slots)`): audio transceiver i of a page is
 its tile i, so the page knows whose voice a track is, as it knows whose face a tile is. The
 first audio transceiver also carries the page's own microphone up. None of this depends on
@@ -27,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fractions
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -41,6 +48,9 @@ OPUS_TIME_BASE = fractions.Fraction(1, 48000)
 """Opus RTP always runs a 48 kHz clock, whatever the audio bandwidth."""
 QUEUE_PACKETS = 25
 """A listener's sender more than this far behind (about 1 s at 40 ms) loses the oldest."""
+LEVEL_FRESH_S = 0.5
+"""A level older than this says nothing about the voice now (DTX sends one packet per 400 ms
+in silence, so a silent speaker keeps a fresh, quiet level)."""
 SEQUENCE_MODULO = 1 << 16
 LATE_WINDOW = 64
 """A packet up to this many sequence numbers behind the newest is late (reordered or
@@ -57,6 +67,9 @@ class AudioFrame:
     """RTP timestamp, 48 kHz, as the speaker's browser stamped it."""
     sequence: int
     """RTP sequence number, as the speaker's browser numbered it."""
+    level_dbov: int | None = None
+    """The speaker's level in this packet (RFC 6464 audio-level extension: 0 loudest … 127
+    silence, −dBov), None if the packet had none."""
 
 
 class AudioSource:
@@ -72,8 +85,16 @@ class AudioSource:
         self.late = 0
         self.newest: int | None = None
         """Sequence number of the newest packet published."""
+        self._level: tuple[int, float] | None = None
 
-    def publish(self, payload: bytes, rtp_timestamp: int, sequence: int | None = None) -> None:
+    def publish(
+        self,
+        payload: bytes,
+        rtp_timestamp: int,
+        sequence: int | None = None,
+        level_dbov: int | None = None,
+    ) -> None:
+        """A packet as received; `level_dbov` from its audio-level extension, if it had one."""
         if sequence is not None:
             if self.newest is not None:
                 behind = (self.newest - sequence) % SEQUENCE_MODULO
@@ -83,8 +104,10 @@ class AudioSource:
             self.newest = sequence
         self.bytes.add(len(payload))
         self.packets += 1
+        if level_dbov is not None:
+            self._level = (level_dbov, time.monotonic())
         if self.relays and sequence is not None:
-            frame = AudioFrame(payload, rtp_timestamp, sequence)
+            frame = AudioFrame(payload, rtp_timestamp, sequence, level_dbov)
             for relay in list(self.relays):
                 relay(frame)
         if not self.listeners:
@@ -94,6 +117,12 @@ class AudioSource:
         packet.time_base = OPUS_TIME_BASE
         for listener in list(self.listeners):
             listener(packet)
+
+    def level(self) -> int | None:
+        """The speaker's level now (−dBov, 0 loudest … 127 silence), None if unknown."""
+        if self._level is None or time.monotonic() - self._level[1] > LEVEL_FRESH_S:
+            return None
+        return self._level[0]
 
 
 class SlotTrack(MediaStreamTrack):
@@ -142,6 +171,11 @@ class AudioForwarding:
             found = self.sources[participant_id] = AudioSource(participant_id)
         return found
 
+    def voice_level(self, participant_id: str) -> int | None:
+        """How loud `participant_id` speaks now (`AudioSource.level`); None if not hosted here."""
+        source = self.sources.get(participant_id)
+        return source.level() if source is not None else None
+
     def seat(self, participant_id: str) -> AudioSeat:
         """The audio of one browser session."""
         return AudioSeat(self, participant_id)
@@ -180,7 +214,13 @@ class AudioSeat:
 
         async def forwarding(packet: Any, arrival_time_ms: int) -> None:
             if packet.payload:
-                source.publish(packet.payload, packet.timestamp, packet.sequence_number)
+                level = packet.extensions.audio_level  # (voice activity, −dBov) or None
+                source.publish(
+                    packet.payload,
+                    packet.timestamp,
+                    packet.sequence_number,
+                    level[1] if level else None,
+                )
 
         receiver._handle_rtp_packet = forwarding
 

@@ -1,9 +1,9 @@
 """The browser's JSON messages on the `control` data channel (docs/protocol.md §9): parsing
 with real ranges, and the messages the node sends back.
 
-Browser → node: `controls` (sliders), `portrait` (upload header; the bytes follow as binary
-messages), `portrait-end`, `ping`. Node → browser: `hello`, `slots`, `stats`, `portrait-ok`,
-`error`, `pong`.
+Browser → node: `controls` (sliders, the voice-mouth switch), `portrait` (upload header; the
+bytes follow as binary messages), `portrait-end`, `ping`. Node → browser: `hello`, `slots`,
+`stats`, `portrait-ok`, `error`, `pong`.
 """
 
 from __future__ import annotations
@@ -54,6 +54,13 @@ def _number(value: object, limits: tuple[float, float], name: str) -> float | No
     return number
 
 
+def _switch(message: dict[str, Any], name: str, default: bool) -> bool:
+    value = message.get(name, default)
+    if not isinstance(value, bool):
+        raise ControlMessageError(f"switch {name} must be true or false, got {value!r:.40}")
+    return value
+
+
 def parse_controls(message: dict[str, Any]) -> Controls:
     """Sliders from the browser; out-of-range values are refused, not clamped silently."""
     head = _number(message.get("head", 1.0), HEAD_RANGE, "head")
@@ -62,6 +69,7 @@ def parse_controls(message: dict[str, Any]) -> Controls:
         lip_open=_number(message.get("lip"), LIP_RANGE, "lip"),
         head_motion=1.0 if head is None else head,
         stitching=bool(message.get("stitching", True)),
+        voice_mouth=_switch(message, "voice", Controls.voice_mouth),
     )
 
 

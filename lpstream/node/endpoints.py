@@ -39,6 +39,9 @@ class EndpointContext:
     """The participant's motion encoder, one for as long as it is in the room: an uplink that
     replaces a stalled connection's continues the stream (sequence numbers, acknowledged
     references), so the others' decoders go on as if nothing happened."""
+    voice_level: Callable[[str], float | None] = lambda source_id: None
+    """(source id) → that participant's voice level now, −dBov (RFC 6464), None if unknown
+    (`audio_forwarding.AudioSource.level`)."""
 
 
 class Uplink(Protocol):

@@ -109,6 +109,11 @@ def node_metrics(node: Node, signaling: dict[str, int] | None = None) -> str:
             "Median camera-frame-in to avatar-frame-out time on this node (ms).",
         ),
         "render_errors": ("lpstream_render_errors_total", "counter", "Failed renders."),
+        "voice_mouth": (
+            "lpstream_voice_mouth",
+            "gauge",
+            "1 while the avatar's mouth follows the sender's voice (no face motion).",
+        ),
         "decode_errors": (
             "lpstream_decode_errors_total",
             "counter",

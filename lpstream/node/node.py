@@ -163,6 +163,7 @@ class Node:
             self._report_render_error,
             lambda message: self._send_control(participant_id, message),
             lambda profile: self._motion_encoder(participant_id, profile),
+            self.audio.voice_level,
         )
         try:
             uplink = create_uplink(str(data.get("uplink", FALLBACK_UPLINK)), context)

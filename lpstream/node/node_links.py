@@ -268,7 +268,7 @@ class NodeLinks:
         member = self._directory.members.get(participant_id)
         if member is not None and member.node == link.remote_node:
             self._audio.source(participant_id).publish(
-                frame.payload, frame.timestamp, frame.sequence
+                frame.payload, frame.timestamp, frame.sequence, frame.level_dbov
             )
 
     def _on_feedback(self, link: NodeLink, participant_id: str, packet: bytes) -> None:

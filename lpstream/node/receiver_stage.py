@@ -2,12 +2,15 @@
 
 It is a sink of the router: packets in (decoded here, feedback returned), frames out on the
 tile's `AvatarTrack`. Rendering runs in the executor, newest motion wins: a slow renderer
-skips motion, it never queues it.
+skips motion, it never queues it. When the sender's face is gone (NO_FACE, or no packet for a
+while) the tile eases to the portrait's rest pose and may move its mouth with the sender's
+voice (`neutral_pose.py`), rendering on its own clock while that changes the picture.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 import time
@@ -20,10 +23,11 @@ from lpstream.errors import LpstreamError
 from lpstream.motion import Motion
 from lpstream.node.avatar_track import AvatarTrack
 from lpstream.node.meters import LatencyMeter, RateMeter
+from lpstream.node.neutral_pose import NeutralPose, Pose
 from lpstream.node.portrait_image import Portrait
 from lpstream.node.shutdown import bounded
 from lpstream.node.stage_timing import StageTiming, run_timed
-from lpstream.protocol import FeedbackPacer, MotionDecoder
+from lpstream.protocol import DecodeStatus, FeedbackPacer, MotionDecoder
 
 log = logging.getLogger("lpstream.node")
 
@@ -41,7 +45,9 @@ class ReceiverStage:
         executor: Executor,
         on_error: Callable[[str, Exception], None],
         release: Callable[[AvatarRenderer], None],
+        voice_level: Callable[[], float | None] = lambda: None,
     ) -> None:
+        """`voice_level`: the sender's voice now, −dBov (RFC 6464), or None if unknown."""
         self.key = key
         self.source_id = source_id
         self.track = track
@@ -50,6 +56,11 @@ class ReceiverStage:
         self._executor = executor
         self._on_error = on_error
         self._release = release
+        self._voice_level = voice_level
+        self.neutral = NeutralPose()
+        self.pose: Pose | None = None
+        """What the tile showed last (live motion or rest pose, voice mouth or not)."""
+        self._rendered_key: tuple[float, Controls] | None = None
         self.decoder = MotionDecoder()
         self._feedback = FeedbackPacer(self.decoder)
         self.render_timing = StageTiming()
@@ -79,14 +90,22 @@ class ReceiverStage:
             self.decode_errors += 1
             log.warning("bad motion packet from %s: %s", self.source_id, exc)
             return None
-        if motion is not None:  # None: no face, or nothing decodable yet — hold the last pose
+        if motion is not None:
             self._motion, self._stamp = motion, stamp
             self._version += 1
+            self.neutral.on_motion(motion, time.monotonic())
+            self.wake.set()
+        elif self.decoder.last_status is DecodeStatus.NO_FACE:
+            self.neutral.on_no_face(time.monotonic())
             self.wake.set()
         return self._feedback.poll()
 
     def on_portrait(self, portrait: Portrait) -> None:
         self._portrait = portrait
+        self.wake.set()
+
+    def controls_changed(self) -> None:
+        """The viewer moved a slider or the voice switch: redraw even a held pose."""
         self.wake.set()
 
     def on_face(self, face_id: int) -> None:
@@ -95,6 +114,11 @@ class ReceiverStage:
             # reference would distort the avatar, so its first pose becomes the reference.
             self._face_id = face_id
             self._new_face = True
+
+    @property
+    def voice_mouth(self) -> bool:
+        """The mouth follows the voice now (the viewer's overlay says so)."""
+        return self.pose is not None and self.pose.voice
 
     # -- rendering ---------------------------------------------------------------------------
 
@@ -105,34 +129,48 @@ class ReceiverStage:
 
     async def _run(self) -> None:
         while True:
-            await self.wake.wait()
+            tick = self.neutral.next_tick(time.monotonic(), self._controls())
+            if tick is None:
+                await self.wake.wait()
+            else:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.wake.wait(), tick)
             self.wake.clear()
-            portrait, motion = self._portrait, self._motion
-            if portrait is None or motion is None:
+            portrait = self._portrait
+            if portrait is None or self._motion is None:
                 continue
             try:
                 if portrait.sha256 != self._portrait_sha:
                     self._rendered_version = 0  # re-render the held pose on the new portrait
+                    self._rendered_key = None
                     await run_timed(
                         self._executor, None, self._locked, self.renderer.set_source, portrait.rgb
                     )
+                    self.neutral.reset_reference()
                     self._portrait_sha = portrait.sha256  # only once it worked
-                if self._version == self._rendered_version:
+                fresh = self._version != self._rendered_version
+                # Only a frame of new motion has a camera time to measure latency from.
+                stamp = self._stamp if fresh else None
+                if fresh:
+                    self._rendered_version = self._version
+                    if self._new_face:  # at the new face's first motion, not on a tick before
+                        self._new_face = False
+                        await run_timed(
+                            self._executor, None, self._locked, self.renderer.reset_reference
+                        )
+                        self.neutral.reset_reference()
+                pose = self.neutral.pose(time.monotonic(), self._controls(), self._voice_level())
+                self.pose = pose
+                if pose is None or (not fresh and pose.key() == self._rendered_key):
                     continue
-                self._rendered_version = self._version
-                stamp = self._stamp
-                if self._new_face:
-                    self._new_face = False
-                    await run_timed(
-                        self._executor, None, self._locked, self.renderer.reset_reference
-                    )
+                self._rendered_key = pose.key()
                 frame = await run_timed(
                     self._executor,
                     self.render_timing,
                     self._locked,
                     self.renderer.render,
-                    motion,
-                    self._controls(),
+                    pose.motion,
+                    pose.controls,
                 )
                 self.track.publish(frame, stamp)
             except asyncio.CancelledError:

@@ -20,6 +20,7 @@ from typing import Protocol
 
 from lpstream.node.feedback_merge import FeedbackMerger
 from lpstream.node.meters import RateMeter
+from lpstream.node.neutral_pose import SILENCE_S
 from lpstream.node.portrait_image import Portrait
 from lpstream.protocol import ProtocolError, Stats
 from lpstream.protocol.wire import Kind
@@ -80,6 +81,7 @@ class SourceRoute:
         self.packets = 0
         self.bad_feedback = 0
         self.face_lost_at: float | None = None
+        self.last_packet_at: float | None = None
         """Monotonic time since which the sender reports no face; None while it sees one."""
         self._sinks: dict[str, MotionSink] = {}
         self._merger = FeedbackMerger()
@@ -102,6 +104,7 @@ class SourceRoute:
     def publish(self, packet: bytes, stamp: float | None = None) -> None:
         self.packets += 1
         self.motion_bytes.add(len(packet))
+        self.last_packet_at = time.monotonic()
         if is_no_face(packet):
             if self.face_lost_at is None:
                 self.face_lost_at = time.monotonic()
@@ -125,8 +128,14 @@ class SourceRoute:
             sink.on_portrait(portrait)
 
     def face_hidden_for(self) -> float:
-        """Seconds the sender has been reporting no face (0 while its face is visible)."""
-        return 0.0 if self.face_lost_at is None else time.monotonic() - self.face_lost_at
+        """Seconds the sender has been reporting no face, or sending no motion at all (its
+        camera is off: `neutral_pose.SILENCE_S`); 0 while its face is visible."""
+        now = time.monotonic()
+        if self.face_lost_at is not None:
+            return now - self.face_lost_at
+        if self.last_packet_at is not None and now - self.last_packet_at > SILENCE_S:
+            return now - self.last_packet_at
+        return 0.0
 
     # -- the receivers' side -----------------------------------------------------------------
 

@@ -50,6 +50,8 @@ class VideoDownlink:
 
     def set_controls(self, controls: Controls) -> None:
         self.controls = controls
+        for tile in self.tiles.values():
+            tile.controls_changed()
 
     def show(self, slots: list[str | None]) -> None:
         for slot, source_id in enumerate(slots[: len(self.slots)]):
@@ -92,6 +94,7 @@ class VideoDownlink:
             self._context.stages.executor,
             self._context.report_render_error,
             self._context.stages.release,
+            lambda: self._context.voice_level(source_id),
         )
         self.tiles[slot] = tile
         route.connect(tile)
@@ -109,6 +112,7 @@ class VideoDownlink:
             "render_ms": tile.render_timing.last_ms,
             "render_errors": tile.render_timing.errors,
             "decode_errors": tile.decode_errors,
+            "voice_mouth": float(tile.voice_mouth),
         }
 
     async def close(self) -> None:
