@@ -100,7 +100,7 @@ async def test_pages_on_two_nodes_hear_each_other_on_the_right_tile(
         sent = {f.sequence: f for f in at_a}
         matched = [f for f in at_b if f.sequence in sent]
         assert len(matched) > 20 and len(at_b) - len(matched) <= 5  # those were in flight
-        assert all(f == sent[f.sequence] for f in matched), "timestamp or payload changed"
+        assert all(f == sent[f.sequence] for f in matched), "timestamp, level or payload changed"
         steps = [(n.timestamp - f.timestamp) % 2**32 for f, n in itertools.pairwise(at_b)]
         assert all(0 < step <= 5 * 2880 and step % 2880 == 0 for step in steps), steps
 
@@ -215,7 +215,7 @@ async def test_a_bad_sound_item_on_a_link_is_counted_and_the_rest_of_the_batch_k
             audio=lambda _link, participant, frame: heard.append((participant, frame)),
         ),
     )
-    good = AudioFrame(b"\x48" * 40, 123456, 7)
+    good = AudioFrame(b"\x48" * 40, 123456, 7, level_dbov=30)  # the level crosses too
     motion = bytes((PROTOCOL_VERSION, 0x10, 0))  # a header only: the link does not decode it
     batch = b"".join(
         (
