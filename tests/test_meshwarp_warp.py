@@ -80,15 +80,18 @@ def test_skirt_rings_surround_the_contour() -> None:
     radius = lambda p: np.hypot(*(p - contour.mean(axis=0)).T)  # noqa: E731
     previous = radius(contour)
     for ring in skirt.rings:
-        assert (radius(ring) > previous + 3).all()
+        assert (radius(ring) > previous + 2).all()
         previous = radius(ring)
     rings = len(skirt.rings)
     assert skirt.triangles.shape == (2 * 36 * rings, 3)
     assert skirt.triangles.max() == 36 * (rings + 1) - 1
-    # The innermost ring follows the contour fully, the outermost not at all.
+    # The innermost ring follows most of the contour's motion, each further ring less, the
+    # outermost not at all.
     motion = np.full((36, 2), 4.0)
     moved = skirt.targets(motion, np.zeros_like(skirt.rings)).reshape(rings, 36, 2)
-    np.testing.assert_allclose(moved[0] - skirt.rings[0], 4.0)
+    followed = (moved - skirt.rings)[:, :, 0].mean(axis=1) / 4.0
+    assert followed[0] >= 0.5
+    assert (np.diff(followed) < 0).all()
     np.testing.assert_allclose(moved[-1], skirt.rings[-1])
 
 
