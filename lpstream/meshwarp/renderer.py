@@ -207,7 +207,7 @@ class MeshwarpRenderer:
     def _target_mesh(
         self, motion: Motion, controls: Controls
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """`target_mesh` and the (along, across) gaze change (lpstream.meshwarp.gaze)."""
+        """`target_mesh` and each eye's (along, across) gaze change (lpstream.meshwarp.gaze)."""
         source = self._require_source()
         numbers = [motion.pitch, motion.yaw, motion.roll, motion.scale, *motion.t, *motion.exp.flat]
         if not np.isfinite(numbers).all() or motion.scale <= 0:

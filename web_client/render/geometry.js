@@ -87,15 +87,13 @@ export function setLipOpenness(shape, delta, ratio) {
 export function targetMesh(source, motion, reference, controls, out) {
   const delta = new Float64Array(63);
   for (let i = 0; i < 63; i++) delta[i] = motion.exp[i] - reference.exp[i];
-  // gaze.take_gaze: the lid rows' z carry the gaze; both eyes' mean, then zeroed.
-  out.gaze[0] = 0;
-  out.gaze[1] = 0;
-  for (const eye of D.GAZE_EYES) {
-    out.gaze[0] += delta[eye.slots[0] * 3 + 2] / D.GAZE_EYES.length;
-    out.gaze[1] += delta[eye.slots[1] * 3 + 2] / D.GAZE_EYES.length;
+  // gaze.take_gaze: the lid rows' z carry each eye's gaze (along, across), then zeroed.
+  D.GAZE_EYES.forEach((eye, k) => {
+    out.gaze[k * 2] = delta[eye.slots[0] * 3 + 2];
+    out.gaze[k * 2 + 1] = delta[eye.slots[1] * 3 + 2];
     delta[eye.slots[0] * 3 + 2] = 0;
     delta[eye.slots[1] * 3 + 2] = 0;
-  }
+  });
   const shape = source.shape;
   if (controls.eyeOpen != null) setEyeOpenness(shape, delta, controls.eyeOpen);
   if (controls.lipOpen != null) setLipOpenness(shape, delta, controls.lipOpen);
@@ -150,14 +148,15 @@ function acrossOf(points, f, v) {
   return ((points[v * 2] - f.mx) * f.nx + (points[v * 2 + 1] - f.my) * f.ny) / f.norm;
 }
 
-/** gaze.iris_targets: the two iris vertices' target pixels (2·2) into `out`. */
+/** gaze.iris_targets: the two iris vertices' target pixels (2·2) into `out`; `gaze` is
+ * each eye's (along, across) change (2·2). */
 export function irisTargets(source, points, gaze, out) {
   D.GAZE_EYES.forEach((eye, k) => {
     const f = eyeFrame(points, eye.axis);
     const top = acrossOf(points, f, eye.lids[0]);
     const bottom = acrossOf(points, f, eye.lids[1]);
-    const along = Math.min(Math.max(source.irisAlong[k] + gaze[0], -D.GAZE_ALONG_LIMIT), D.GAZE_ALONG_LIMIT);
-    const across = top + source.irisFraction[k] * (bottom - top) + D.GAZE_ACROSS_GAIN * gaze[1];
+    const along = Math.min(Math.max(source.irisAlong[k] + gaze[k * 2], -D.GAZE_ALONG_LIMIT), D.GAZE_ALONG_LIMIT);
+    const across = top + source.irisFraction[k] * (bottom - top) + D.GAZE_ACROSS_GAIN * gaze[k * 2 + 1];
     out[k * 2] = f.mx + along * f.ax + across * f.nx;
     out[k * 2 + 1] = f.my + along * f.ay + across * f.ny;
   });

@@ -267,7 +267,7 @@ export class MeshwarpGLRenderer {
     this.order = new Uint16Array(NUM_FACE_TRIANGLES);
     this.faceDepth = new Float64Array(NUM_FACE_TRIANGLES);
     this.frameMesh = {
-      points: new Float64Array(D.NUM_FACE * 2), depth: new Float64Array(D.NUM_FACE), gaze: new Float64Array(2),
+      points: new Float64Array(D.NUM_FACE * 2), depth: new Float64Array(D.NUM_FACE), gaze: new Float64Array(4),
     };
     this.irises = new Float64Array(4);
     this.targets = new Float32Array((NUM_VERTICES + 6) * 2);
