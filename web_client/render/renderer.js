@@ -338,9 +338,9 @@ export class MeshwarpGLRenderer {
       headMotion: controls.headMotion ?? 1,
       stitching: controls.stitching ?? true,
     };
-    const { points, depth, gaze } = targetMesh(source, motion, this.reference, c, this.frameMesh);
+    const { points, depth, gaze, pose } = targetMesh(source, motion, this.reference, c, this.frameMesh);
     const background = c.stitching ? null : similarity2d(source.points, points, D.RIGID_IDS);
-    ringTargets(source, points, background, this.rings);
+    ringTargets(source, points, background, pose, this.rings);
 
     const gl = this.gl;
     const { width, height } = source;
