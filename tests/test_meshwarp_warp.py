@@ -7,7 +7,7 @@ import pytest
 
 from lpstream.meshwarp.eyelids import lid_cover_strength, paint_lid
 from lpstream.meshwarp.mouth import paint_cavity
-from lpstream.meshwarp.stitching import build_skirt
+from lpstream.meshwarp.stitching import SILHOUETTE_DEPTH, build_skirt
 from lpstream.meshwarp.warp import triangle_affines, warp_image
 
 
@@ -80,16 +80,32 @@ def test_skirt_rings_surround_the_contour() -> None:
     radius = lambda p: np.hypot(*(p - contour.mean(axis=0)).T)  # noqa: E731
     previous = radius(contour)
     for ring in skirt.rings:
-        assert (radius(ring) > previous + 3).all()
+        assert (radius(ring) > previous + 2).all()
         previous = radius(ring)
     rings = len(skirt.rings)
     assert skirt.triangles.shape == (2 * 36 * rings, 3)
     assert skirt.triangles.max() == 36 * (rings + 1) - 1
-    # The innermost ring follows the contour fully, the outermost not at all.
+    # A head moving rigidly (contour and anchors alike): the innermost ring follows most of
+    # it, each further ring no more, the outermost not at all.
     motion = np.full((36, 2), 4.0)
-    moved = skirt.targets(motion, np.zeros_like(skirt.rings)).reshape(rings, 36, 2)
-    np.testing.assert_allclose(moved[0] - skirt.rings[0], 4.0)
+    head = np.full((rings, 36, 2), 4.0)
+    moved = skirt.targets(motion, np.zeros_like(skirt.rings), head).reshape(rings, 36, 2)
+    followed = (moved - skirt.rings)[:, :, 0].mean(axis=1) / 4.0
+    assert followed[0] >= 0.5
+    assert (np.diff(followed) <= 0).all() and followed[-2] > 0
     np.testing.assert_allclose(moved[-1], skirt.rings[-1])
+
+
+def test_skirt_anchors_reach_back_to_the_head_silhouette() -> None:
+    angle = np.linspace(0, 2 * np.pi, 36, endpoint=False)
+    contour = np.stack([0.45 * np.cos(angle), 0.55 * np.sin(angle), np.full(36, -0.1)], axis=1)
+    skirt = build_skirt(contour[:, :2] * 100 + 200, np.arange(36), 36, contour)
+    assert skirt.anchors.shape == (len(skirt.rings), 36, 3)
+    depths = skirt.anchors[:, :, 2].mean(axis=1)
+    assert depths[0] < -0.1 and np.allclose(depths[-1], SILHOUETTE_DEPTH)
+    assert (np.diff(depths) <= 0).all()
+    spread = np.hypot(*skirt.anchors[:, :, :2].transpose(2, 0, 1)).mean(axis=1)
+    assert (np.diff(spread) > 0).all()  # outer rings' anchors lie further out
 
 
 def test_cavity_darkens_only_inside_the_opening() -> None:

@@ -91,7 +91,13 @@ def render_module() -> str:
         f"  {{ lids: [{_ints(RIGHT_EYE_LIDS)}], corners: [{_ints(RIGHT_EYE_CORNERS)}],",
         f"    upper: [{_ints(RIGHT_EYE_UPPER)}], lower: [{_ints(RIGHT_EYE_LOWER)}] }},",
         "];",
+        "/** Skirt rings (lpstream.meshwarp.stitching): distance beyond the contour, share of the"
+        " contour's motion, share of the head anchors' motion; the anchors' silhouette depth. */",
+        f"export const RING_EXTENT = [{_numbers(extent for extent, _, _ in stitching.RINGS)}];",
         f"export const RING_FOLLOW = [{_numbers(skirt.follow)}];",
+        f"export const RING_HEAD_FOLLOW = [{_numbers(skirt.head_follow)}];",
+        f"export const SILHOUETTE_DEPTH = {_number(stitching.SILHOUETTE_DEPTH)};",
+        f"export const SILHOUETTE_AT = {_number(stitching.SILHOUETTE_AT)};",
         f"export const UPPER_LID_SHARE = {_number(retarget.UPPER_LID_SHARE)};",
         "/** [control row, vertical share] of the mouth-opening control. */",
         "export const MOUTH_OPENING = ["

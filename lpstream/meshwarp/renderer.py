@@ -40,6 +40,7 @@ from lpstream.meshwarp.gaze import (
 )
 from lpstream.meshwarp.mouth import lip_colour, paint_cavity
 from lpstream.meshwarp.pose import (
+    SimilarityFit,
     model_to_image_frame,
     rotation_from_euler,
     scale_rotation,
@@ -161,7 +162,8 @@ class MeshwarpRenderer:
         all_points = face.points.astype(np.float64)
         points = all_points[:NUM_MESH_VERTICES]
         oval = self.topology.oval
-        skirt = build_skirt(points[oval, :2], oval, NUM_MESH_VERTICES)
+        fit = fit_face(points, self.topology)
+        skirt = build_skirt(points[oval, :2], oval, NUM_MESH_VERTICES, fit.shape[oval])
         # Vertex list: face, skirt rings, then the two iris vertices (eye fans drawn last).
         num_vertices = NUM_MESH_VERTICES + len(skirt.vertices)
         fans = fan_triangles((num_vertices, num_vertices + 1))
@@ -171,7 +173,7 @@ class MeshwarpRenderer:
         loop = self.topology.mouth_loop
         self._source = _Source(
             image=image.copy(),  # the caller may reuse its buffer
-            fit=fit_face(points, self.topology),
+            fit=fit,
             points=points[:, :2],
             skirt=skirt,
             vertices=np.concatenate([points[:, :2], skirt.vertices, iris_points]),
@@ -201,13 +203,14 @@ class MeshwarpRenderer:
     # -- per frame -----------------------------------------------------------------------
     def target_mesh(self, motion: Motion, controls: Controls) -> tuple[np.ndarray, np.ndarray]:
         """Target (468, 2) pixel positions and (468,) depths (towards the viewer)."""
-        points, depth, _ = self._target_mesh(motion, controls)
+        points, depth, _, _ = self._target_mesh(motion, controls)
         return points, depth
 
     def _target_mesh(
         self, motion: Motion, controls: Controls
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """`target_mesh` and the (along, across) gaze change (lpstream.meshwarp.gaze)."""
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, SimilarityFit]:
+        """`target_mesh`, each eye's (along, across) gaze change (lpstream.meshwarp.gaze) and
+        the target head pose (face units to model-frame pixels)."""
         source = self._require_source()
         numbers = [motion.pitch, motion.yaw, motion.roll, motion.scale, *motion.t, *motion.exp.flat]
         if not np.isfinite(numbers).all() or motion.scale <= 0:
@@ -247,12 +250,12 @@ class MeshwarpRenderer:
 
         model = scale * target_shape @ rotation.T + translation
         image_points = model_to_image_frame(model)
-        return image_points[:, :2], model[:, 2], gaze
+        return image_points[:, :2], model[:, 2], gaze, SimilarityFit(scale, rotation, translation)
 
     def render(self, motion: Motion, controls: Controls | None = None) -> np.ndarray:
         controls = controls or Controls()
         source = self._require_source()
-        target, depth, gaze = self._target_mesh(motion, controls)
+        target, depth, gaze, pose = self._target_mesh(motion, controls)
         irises = iris_targets(target, source.iris_along, source.iris_fraction, gaze)
 
         contour_motion = (target - source.points)[self.topology.oval]
@@ -266,7 +269,9 @@ class MeshwarpRenderer:
             background = _similarity_2d(source.points[rigid], target[rigid])
             forward = np.linalg.inv(np.vstack([background, [0.0, 0.0, 1.0]]))[:2]
             background_motion = skirt.rings @ forward[:, :2].T + forward[:, 2] - skirt.rings
-        rings = skirt.targets(contour_motion, background_motion)
+        anchors = skirt.anchors
+        head_motion = model_to_image_frame(pose.apply(anchors) - source.fit.pose.apply(anchors))
+        rings = skirt.targets(contour_motion, background_motion, head_motion[..., :2])
         target_vertices = np.concatenate([target, rings, irises])
 
         # Skirt first (behind), then face triangles far to near so the nearer surface wins,

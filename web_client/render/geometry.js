@@ -87,15 +87,13 @@ export function setLipOpenness(shape, delta, ratio) {
 export function targetMesh(source, motion, reference, controls, out) {
   const delta = new Float64Array(63);
   for (let i = 0; i < 63; i++) delta[i] = motion.exp[i] - reference.exp[i];
-  // gaze.take_gaze: the lid rows' z carry the gaze; both eyes' mean, then zeroed.
-  out.gaze[0] = 0;
-  out.gaze[1] = 0;
-  for (const eye of D.GAZE_EYES) {
-    out.gaze[0] += delta[eye.slots[0] * 3 + 2] / D.GAZE_EYES.length;
-    out.gaze[1] += delta[eye.slots[1] * 3 + 2] / D.GAZE_EYES.length;
+  // gaze.take_gaze: the lid rows' z carry each eye's gaze (along, across), then zeroed.
+  D.GAZE_EYES.forEach((eye, k) => {
+    out.gaze[k * 2] = delta[eye.slots[0] * 3 + 2];
+    out.gaze[k * 2 + 1] = delta[eye.slots[1] * 3 + 2];
     delta[eye.slots[0] * 3 + 2] = 0;
     delta[eye.slots[1] * 3 + 2] = 0;
-  }
+  });
   const shape = source.shape;
   if (controls.eyeOpen != null) setEyeOpenness(shape, delta, controls.eyeOpen);
   if (controls.lipOpen != null) setLipOpenness(shape, delta, controls.lipOpen);
@@ -114,6 +112,7 @@ export function targetMesh(source, motion, reference, controls, out) {
   const ty = source.pose.translation[1] - gain * ((motion.t[1] - reference.t[1]) / refScale) * facePx;
   const tz = source.pose.translation[2];
 
+  out.pose = { scale, rotation, tx, ty, tz };
   const P = D.PROPAGATION;
   const n = D.NUM_CONTROLS;
   const r = rotation;
@@ -150,14 +149,15 @@ function acrossOf(points, f, v) {
   return ((points[v * 2] - f.mx) * f.nx + (points[v * 2 + 1] - f.my) * f.ny) / f.norm;
 }
 
-/** gaze.iris_targets: the two iris vertices' target pixels (2·2) into `out`. */
+/** gaze.iris_targets: the two iris vertices' target pixels (2·2) into `out`; `gaze` is
+ * each eye's (along, across) change (2·2). */
 export function irisTargets(source, points, gaze, out) {
   D.GAZE_EYES.forEach((eye, k) => {
     const f = eyeFrame(points, eye.axis);
     const top = acrossOf(points, f, eye.lids[0]);
     const bottom = acrossOf(points, f, eye.lids[1]);
-    const along = Math.min(Math.max(source.irisAlong[k] + gaze[0], -D.GAZE_ALONG_LIMIT), D.GAZE_ALONG_LIMIT);
-    const across = top + source.irisFraction[k] * (bottom - top) + D.GAZE_ACROSS_GAIN * gaze[1];
+    const along = Math.min(Math.max(source.irisAlong[k] + gaze[k * 2], -D.GAZE_ALONG_LIMIT), D.GAZE_ALONG_LIMIT);
+    const across = top + source.irisFraction[k] * (bottom - top) + D.GAZE_ACROSS_GAIN * gaze[k * 2 + 1];
     out[k * 2] = f.mx + along * f.ax + across * f.nx;
     out[k * 2 + 1] = f.my + along * f.ay + across * f.ny;
   });
@@ -191,13 +191,39 @@ export function invertAffine([a, b, c, d, e, f]) {
   return [e / det, -b / det, (b * f - c * e) / det, -d / det, a / det, (c * d - a * f) / det];
 }
 
-/** Ring target positions (R·K·2) for the contour's motion: Skirt.targets. */
-export function ringTargets(source, target, background, out) {
+/** stitching.ring_anchors: each ring vertex's head-frame point (R·K·3, face units). */
+export function ringAnchors(shape) {
+  const K = D.OVAL.length;
+  let cx = 0, cy = 0;
+  for (const v of D.OVAL) {
+    cx += shape[v * 3] / K;
+    cy += shape[v * 3 + 1] / K;
+  }
+  const anchors = new Float64Array(D.RING_EXTENT.length * K * 3);
+  D.RING_EXTENT.forEach((extent, ring) => {
+    const depthShare = Math.min(extent / D.SILHOUETTE_AT, 1);
+    D.OVAL.forEach((v, k) => {
+      const i = (ring * K + k) * 3;
+      anchors[i] = cx + (shape[v * 3] - cx) * (1 + extent);
+      anchors[i + 1] = cy + (shape[v * 3 + 1] - cy) * (1 + extent);
+      anchors[i + 2] = shape[v * 3 + 2] + (D.SILHOUETTE_DEPTH - shape[v * 3 + 2]) * depthShare;
+    });
+  });
+  return anchors;
+}
+
+/** Ring target positions (R·K·2) for the contour's motion and the head's pose change
+ * (`pose`: targetMesh's out.pose): Skirt.targets. */
+export function ringTargets(source, target, background, pose, out) {
   const K = D.OVAL.length;
   const rings = source.rings;
+  const anchors = source.anchors;
   const forward = background ? invertAffine(background) : null;
+  const from = source.pose;
+  const r0 = from.rotation, r1 = pose.rotation;
   for (let ring = 0; ring < D.RING_FOLLOW.length; ring++) {
     const share = D.RING_FOLLOW[ring];
+    const head = D.RING_HEAD_FOLLOW[ring];
     for (let k = 0; k < K; k++) {
       const v = D.OVAL[k];
       const i = (ring * K + k) * 2;
@@ -207,8 +233,16 @@ export function ringTargets(source, target, background, out) {
         bx = forward[0] * x + forward[1] * y + forward[2] - x;
         by = forward[3] * x + forward[4] * y + forward[5] - y;
       }
-      out[i] = x + share * (target[v * 2] - source.points[v * 2]) + (1 - share) * bx;
-      out[i + 1] = y + share * (target[v * 2 + 1] - source.points[v * 2 + 1]) + (1 - share) * by;
+      // The anchor re-posed (model frame, y up) minus where the source pose put it.
+      const a = (ring * K + k) * 3;
+      const ax = anchors[a], ay = anchors[a + 1], az = anchors[a + 2];
+      const hx = pose.scale * (r1[0] * ax + r1[1] * ay + r1[2] * az) + pose.tx
+        - (from.scale * (r0[0] * ax + r0[1] * ay + r0[2] * az) + from.translation[0]);
+      const hy = pose.scale * (r1[3] * ax + r1[4] * ay + r1[5] * az) + pose.ty
+        - (from.scale * (r0[3] * ax + r0[4] * ay + r0[5] * az) + from.translation[1]);
+      const rest = 1 - share - head;
+      out[i] = x + share * (target[v * 2] - source.points[v * 2]) + rest * bx + head * hx;
+      out[i + 1] = y + share * (target[v * 2 + 1] - source.points[v * 2 + 1]) + rest * by - head * hy;
     }
   }
   return out;
@@ -251,11 +285,13 @@ export function parseSource(geometry) {
   if (geometry.points.length !== D.NUM_FACE * 2 || rings.length !== D.RING_FOLLOW.length * D.OVAL.length * 2) {
     throw new Error("meshwarp source geometry has the wrong number of points");
   }
+  const shape = Float64Array.from(geometry.shape);
   return {
     width: geometry.width,
     height: geometry.height,
     points: Float64Array.from(geometry.points),
-    shape: Float64Array.from(geometry.shape),
+    shape,
+    anchors: ringAnchors(shape),
     pose: {
       scale: geometry.pose.scale,
       rotation: Float64Array.from(geometry.pose.rotation),

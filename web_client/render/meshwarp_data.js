@@ -16,7 +16,12 @@ export const EYES = [
   { lids: [386, 374], corners: [263, 362],
     upper: [263, 466, 388, 387, 386, 385, 384, 398, 362], lower: [263, 249, 390, 373, 374, 380, 381, 382, 362] },
 ];
-export const RING_FOLLOW = [1, 0.7, 0.35, 0];
+/** Skirt rings (lpstream.meshwarp.stitching): distance beyond the contour, share of the contour's motion, share of the head anchors' motion; the anchors' silhouette depth. */
+export const RING_EXTENT = [0.1, 0.25, 0.45, 0.75];
+export const RING_FOLLOW = [0.3, 0.1, 0, 0];
+export const RING_HEAD_FOLLOW = [0.5, 0.3, 0.15, 0];
+export const SILHOUETTE_DEPTH = -0.375;
+export const SILHOUETTE_AT = 0.15;
 export const UPPER_LID_SHARE = 0.75;
 /** [control row, vertical share] of the mouth-opening control. */
 export const MOUTH_OPENING = [[5, -0.75], [8, -0.75], [9, -0.75], [3, -0.65], [20, -0.45], [4, 0.25], [6, 0.25], [7, 0.25], [2, 0.15]];

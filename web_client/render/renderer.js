@@ -267,7 +267,7 @@ export class MeshwarpGLRenderer {
     this.order = new Uint16Array(NUM_FACE_TRIANGLES);
     this.faceDepth = new Float64Array(NUM_FACE_TRIANGLES);
     this.frameMesh = {
-      points: new Float64Array(D.NUM_FACE * 2), depth: new Float64Array(D.NUM_FACE), gaze: new Float64Array(2),
+      points: new Float64Array(D.NUM_FACE * 2), depth: new Float64Array(D.NUM_FACE), gaze: new Float64Array(4),
     };
     this.irises = new Float64Array(4);
     this.targets = new Float32Array((NUM_VERTICES + 6) * 2);
@@ -338,9 +338,9 @@ export class MeshwarpGLRenderer {
       headMotion: controls.headMotion ?? 1,
       stitching: controls.stitching ?? true,
     };
-    const { points, depth, gaze } = targetMesh(source, motion, this.reference, c, this.frameMesh);
+    const { points, depth, gaze, pose } = targetMesh(source, motion, this.reference, c, this.frameMesh);
     const background = c.stitching ? null : similarity2d(source.points, points, D.RIGID_IDS);
-    ringTargets(source, points, background, this.rings);
+    ringTargets(source, points, background, pose, this.rings);
 
     const gl = this.gl;
     const { width, height } = source;
