@@ -298,6 +298,13 @@ export class MeshwarpGLRenderer {
     } else {
       gl.texImage2D(gl.TEXTURE_2D, 0, gl.RGBA8, gl.RGBA, gl.UNSIGNED_BYTE, image);
     }
+    // The portrait as a framebuffer too: with stitching the background is the portrait
+    // itself, copied (copyTexSubImage2D: a memory copy on SwiftShader, where a blit or a
+    // full-frame draw costs as much as shading every pixel).
+    this.imageFb = gl.createFramebuffer();
+    gl.bindFramebuffer(gl.FRAMEBUFFER, this.imageFb);
+    gl.framebufferTexture2D(gl.FRAMEBUFFER, gl.COLOR_ATTACHMENT0, gl.TEXTURE_2D, this.image, 0);
+    this.targetsList[this.targetsList.length - 1].fb = this.imageFb;
     this.frame = this._target(width, height);
     this.scratch = this._target(width, height);
     this.maskA = this._target(width, height);
@@ -312,6 +319,8 @@ export class MeshwarpGLRenderer {
     this.sources = sources;
     this.source = source;
     this.reference = null;
+    this.shownBox = null; // the canvas was cleared: redraw all of it
+    this.paintedBoxes = [];
   }
 
   resetReference() {
@@ -391,18 +400,63 @@ export class MeshwarpGLRenderer {
     gl.bufferSubData(gl.ELEMENT_ARRAY_BUFFER, 0, this.indices);
     const v = NUM_VERTICES;
     gl.bufferSubData(gl.ELEMENT_ARRAY_BUFFER, this.indices.length * 2, Uint16Array.of(v, v + 1, v + 2, v + 1, v + 3, v + 2));
-    gl.drawElements(gl.TRIANGLES, 6, gl.UNSIGNED_SHORT, this.indices.length * 2);
+    if (background) {
+      gl.drawElements(gl.TRIANGLES, 6, gl.UNSIGNED_SHORT, this.indices.length * 2);
+    } else { // the identity: the portrait's own pixels (bilinear at pixel centres = a copy)
+      gl.bindFramebuffer(gl.READ_FRAMEBUFFER, this.imageFb);
+      gl.bindTexture(gl.TEXTURE_2D, this.frame.texture);
+      gl.copyTexSubImage2D(gl.TEXTURE_2D, 0, 0, 0, 0, 0, width, height);
+      gl.bindTexture(gl.TEXTURE_2D, this.image);
+      gl.bindFramebuffer(gl.FRAMEBUFFER, this.frame.fb);
+    }
     gl.drawElements(gl.TRIANGLES, this.indices.length, gl.UNSIGNED_SHORT, 0);
     gl.bindVertexArray(null);
 
     this._paintMouth(points);
     this._paintLids(points);
 
+    // To the canvas (which keeps its pixels: preserveDrawingBuffer), only what can differ from
+    // what it shows: with stitching, everything outside the mesh's box is the portrait itself.
+    const box = this._presentBox(background === null);
     gl.bindFramebuffer(gl.READ_FRAMEBUFFER, this.frame.fb);
     gl.bindFramebuffer(gl.DRAW_FRAMEBUFFER, null);
     gl.disable(gl.SCISSOR_TEST);
-    gl.blitFramebuffer(0, 0, width, height, 0, height, width, 0, gl.COLOR_BUFFER_BIT, gl.NEAREST);
+    gl.blitFramebuffer(box.x0, box.y0, box.x1, box.y1, box.x0, height - box.y0, box.x1, height - box.y1,
+      gl.COLOR_BUFFER_BIT, gl.NEAREST);
     return points;
+  }
+
+  /** The box [x0, x1) × [y0, y1) of the canvas to redraw: this frame's mesh (face, skirt,
+   * irises) ∪ the last frame's; the whole canvas after a new portrait or a moved background. */
+  _presentBox(stitched) {
+    const { width, height } = this.source;
+    const whole = { x0: 0, y0: 0, x1: width, y1: height };
+    if (!stitched) {
+      this.shownBox = whole;
+      return whole;
+    }
+    const t = this.targets;
+    let x0 = Infinity, y0 = Infinity, x1 = -Infinity, y1 = -Infinity;
+    for (let i = 0; i < IRIS_VERTEX + 2; i++) {
+      if (i === NUM_VERTICES) i += 4; // the background corners
+      x0 = Math.min(x0, t[i * 2]); x1 = Math.max(x1, t[i * 2]);
+      y0 = Math.min(y0, t[i * 2 + 1]); y1 = Math.max(y1, t[i * 2 + 1]);
+    }
+    for (const painted of this.paintedBoxes) {
+      x0 = Math.min(x0, painted.x0); x1 = Math.max(x1, painted.x1);
+      y0 = Math.min(y0, painted.y0); y1 = Math.max(y1, painted.y1);
+    }
+    this.paintedBoxes = [];
+    const mesh = {
+      x0: Math.max(Math.floor(x0) - 1, 0), y0: Math.max(Math.floor(y0) - 1, 0),
+      x1: Math.min(Math.ceil(x1) + 2, width), y1: Math.min(Math.ceil(y1) + 2, height),
+    };
+    const last = this.shownBox ?? whole;
+    this.shownBox = mesh;
+    return {
+      x0: Math.min(mesh.x0, last.x0), y0: Math.min(mesh.y0, last.y0),
+      x1: Math.max(mesh.x1, last.x1), y1: Math.max(mesh.y1, last.y1),
+    };
   }
 
   /** RGBA bytes of the last frame's box [x, x+w) × [y, y+h), rows top to bottom. */
@@ -478,6 +532,7 @@ export class MeshwarpGLRenderer {
     const x1 = Math.min(Math.ceil(box.x1) + pad + 1, width);
     const y1 = Math.min(Math.ceil(box.y1) + pad + 1, height);
     if (x1 <= x0 || y1 <= y0) return;
+    this.paintedBoxes.push({ x0, y0, x1, y1 });
     const w = x1 - x0, h = y1 - y0;
     gl.bindVertexArray(this.quad);
     gl.enable(gl.SCISSOR_TEST);
