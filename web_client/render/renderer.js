@@ -157,6 +157,17 @@ void main() {
   colour = vec4(floor(painted + 1e-3) / 255.0, 1.0);
 }`;
 
+// The frame to the canvas, flipped to GL's bottom-up rows (a draw: cheaper than a blit on
+// SwiftShader).
+const PRESENT_FS = `#version 300 es
+precision highp float;
+uniform sampler2D uFrame;
+out vec4 colour;
+void main() {
+  ivec2 p = ivec2(gl_FragCoord.xy);
+  colour = vec4(texelFetch(uFrame, ivec2(p.x, textureSize(uFrame, 0).y - 1 - p.y), 0).rgb, 1.0);
+}`;
+
 function compile(gl, vertex, fragment) {
   const program = gl.createProgram();
   for (const [type, text] of [[gl.VERTEX_SHADER, vertex], [gl.FRAGMENT_SHADER, fragment]]) {
@@ -234,6 +245,7 @@ export class MeshwarpGLRenderer {
     this.mask = compile(gl, QUAD_VS, MASK_FS);
     this.blur = compile(gl, QUAD_VS, BLUR_FS);
     this.paint = compile(gl, QUAD_VS, PAINT_FS);
+    this.present = compile(gl, QUAD_VS, PRESENT_FS);
 
     this.quad = gl.createVertexArray();
     gl.bindVertexArray(this.quad);
@@ -418,11 +430,18 @@ export class MeshwarpGLRenderer {
     // To the canvas (which keeps its pixels: preserveDrawingBuffer), only what can differ from
     // what it shows: with stitching, everything outside the mesh's box is the portrait itself.
     const box = this._presentBox(background === null);
-    gl.bindFramebuffer(gl.READ_FRAMEBUFFER, this.frame.fb);
-    gl.bindFramebuffer(gl.DRAW_FRAMEBUFFER, null);
+    gl.bindFramebuffer(gl.FRAMEBUFFER, null);
+    gl.viewport(0, 0, width, height);
+    gl.enable(gl.SCISSOR_TEST);
+    gl.scissor(box.x0, height - box.y1, box.x1 - box.x0, box.y1 - box.y0);
+    gl.useProgram(this.present.program);
+    gl.activeTexture(gl.TEXTURE0);
+    gl.bindTexture(gl.TEXTURE_2D, this.frame.texture);
+    gl.uniform1i(this.present.uniforms.uFrame, 0);
+    gl.bindVertexArray(this.quad);
+    gl.drawArrays(gl.TRIANGLES, 0, 3);
+    gl.bindVertexArray(null);
     gl.disable(gl.SCISSOR_TEST);
-    gl.blitFramebuffer(box.x0, box.y0, box.x1, box.y1, box.x0, height - box.y0, box.x1, height - box.y1,
-      gl.COLOR_BUFFER_BIT, gl.NEAREST);
     return points;
   }
 
