@@ -3,11 +3,12 @@
 import { NodeCall } from "./call.js";
 import { KeypointDownlink } from "./keypoint_downlink.js";
 import { KeypointUplink } from "./keypoint_uplink.js";
-import { describeLink, linkStats } from "./link_stats.js";
+import { describeLink, describeVp8, linkStats } from "./link_stats.js";
 import { fromFile, sendPortrait, snapshot } from "./portrait.js";
 import { Signaling } from "./signaling.js";
 import { browserStats, renderSelfStats, renderTileStats } from "./stats.js";
 import { VoiceLevels } from "./voice_level.js";
+import { measureVp8 } from "./vp8_reference.js";
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
@@ -250,6 +251,16 @@ function showFaceVisibility(stats) {
 
 let linkSample = null;
 
+/** Once per page, in keypoint uplink mode: what a VP8 call of this camera would carry, for
+ * the overlay (measured here, vp8_reference.js). */
+function measureVp8Once() {
+  if (state.vp8 || !camera) return;
+  state.vp8 = { pending: true };
+  measureVp8(camera.getVideoTracks()[0])
+    .then((result) => { state.vp8 = result; })
+    .catch((error) => { state.vp8 = { error: error.message }; });
+}
+
 async function pollStats() {
   if (!call) return;
   linkSample = await linkStats(call.pc, linkSample);
@@ -262,6 +273,7 @@ async function pollStats() {
     : null;
   renderSelfStats($("self-stats"), state.stats.self, state.stats.backend, local, own);
   $("self-stats").textContent += `\n${describeLink(linkSample.rates)}`;
+  if (state.vp8) $("self-stats").textContent += `\n${describeVp8(state.vp8, linkSample.rates)}`;
   for (const tile of state.stats.tiles) {
     const page = kinds && kinds.downlink.tileFigures ? kinds.downlink.tileFigures(tile.slot) : null;
     renderTileStats(tileFor(tile.slot).querySelector(".overlay"), tile, local, page);
@@ -440,6 +452,7 @@ async function connectMedia(nodeId, kept = null) {
       retryDelayMs = FIRST_RETRY_MS;
       state.phase = "in-call";
       banner("", "info");
+      if (mine.uplink.kind === "keypoints") measureVp8Once();
     }
   });
   call.addEventListener("stalled", (e) => restartMedia(nodeId, e.detail));

@@ -58,6 +58,18 @@ export async function linkStats(pc, previous = null) {
 
 const fmt = (value) => (Number.isFinite(value) ? value.toFixed(1) : "–");
 
+/** The overlay line for vp8_reference.js's measurement (null: none asked for), next to the
+ * live uplink figure `rates` (linkStats().rates, or null before the first period). */
+export function describeVp8(reference, rates) {
+  if (!reference) return "";
+  const what = "a VP8 call of this camera";
+  if (reference.pending) return `${what}: measuring here…`;
+  if (reference.error) return `${what}: not measured (${reference.error})`;
+  const times = rates && rates.up.total > 0 ? ` = ${Math.round(reference.upKbps / rates.up.total)}× your ↑` : "";
+  return `${what} would carry ↑ ${fmt(reference.upKbps)} kbit/s (↓ ${fmt(reference.downKbps)} feedback)${times}\n` +
+    `          measured here: local loopback pair, ${reference.width}×${reference.height} at ${fmt(reference.fps)} fps, ${fmt(reference.seconds)} s`;
+}
+
 export function describeLink(rates) {
   if (!rates) return "your link: measuring…";
   const line = (arrow, r) =>

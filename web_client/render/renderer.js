@@ -157,6 +157,17 @@ void main() {
   colour = vec4(floor(painted + 1e-3) / 255.0, 1.0);
 }`;
 
+// The frame to the canvas, flipped to GL's bottom-up rows (a draw: cheaper than a blit on
+// SwiftShader).
+const PRESENT_FS = `#version 300 es
+precision highp float;
+uniform sampler2D uFrame;
+out vec4 colour;
+void main() {
+  ivec2 p = ivec2(gl_FragCoord.xy);
+  colour = vec4(texelFetch(uFrame, ivec2(p.x, textureSize(uFrame, 0).y - 1 - p.y), 0).rgb, 1.0);
+}`;
+
 function compile(gl, vertex, fragment) {
   const program = gl.createProgram();
   for (const [type, text] of [[gl.VERTEX_SHADER, vertex], [gl.FRAGMENT_SHADER, fragment]]) {
@@ -234,6 +245,7 @@ export class MeshwarpGLRenderer {
     this.mask = compile(gl, QUAD_VS, MASK_FS);
     this.blur = compile(gl, QUAD_VS, BLUR_FS);
     this.paint = compile(gl, QUAD_VS, PAINT_FS);
+    this.present = compile(gl, QUAD_VS, PRESENT_FS);
 
     this.quad = gl.createVertexArray();
     gl.bindVertexArray(this.quad);
@@ -298,6 +310,13 @@ export class MeshwarpGLRenderer {
     } else {
       gl.texImage2D(gl.TEXTURE_2D, 0, gl.RGBA8, gl.RGBA, gl.UNSIGNED_BYTE, image);
     }
+    // The portrait as a framebuffer too: with stitching the background is the portrait
+    // itself, copied (copyTexSubImage2D: a memory copy on SwiftShader, where a blit or a
+    // full-frame draw costs as much as shading every pixel).
+    this.imageFb = gl.createFramebuffer();
+    gl.bindFramebuffer(gl.FRAMEBUFFER, this.imageFb);
+    gl.framebufferTexture2D(gl.FRAMEBUFFER, gl.COLOR_ATTACHMENT0, gl.TEXTURE_2D, this.image, 0);
+    this.targetsList[this.targetsList.length - 1].fb = this.imageFb;
     this.frame = this._target(width, height);
     this.scratch = this._target(width, height);
     this.maskA = this._target(width, height);
@@ -312,6 +331,8 @@ export class MeshwarpGLRenderer {
     this.sources = sources;
     this.source = source;
     this.reference = null;
+    this.shownBox = null; // the canvas was cleared: redraw all of it
+    this.paintedBoxes = [];
   }
 
   resetReference() {
@@ -391,18 +412,70 @@ export class MeshwarpGLRenderer {
     gl.bufferSubData(gl.ELEMENT_ARRAY_BUFFER, 0, this.indices);
     const v = NUM_VERTICES;
     gl.bufferSubData(gl.ELEMENT_ARRAY_BUFFER, this.indices.length * 2, Uint16Array.of(v, v + 1, v + 2, v + 1, v + 3, v + 2));
-    gl.drawElements(gl.TRIANGLES, 6, gl.UNSIGNED_SHORT, this.indices.length * 2);
+    if (background) {
+      gl.drawElements(gl.TRIANGLES, 6, gl.UNSIGNED_SHORT, this.indices.length * 2);
+    } else { // the identity: the portrait's own pixels (bilinear at pixel centres = a copy)
+      gl.bindFramebuffer(gl.READ_FRAMEBUFFER, this.imageFb);
+      gl.bindTexture(gl.TEXTURE_2D, this.frame.texture);
+      gl.copyTexSubImage2D(gl.TEXTURE_2D, 0, 0, 0, 0, 0, width, height);
+      gl.bindTexture(gl.TEXTURE_2D, this.image);
+      gl.bindFramebuffer(gl.FRAMEBUFFER, this.frame.fb);
+    }
     gl.drawElements(gl.TRIANGLES, this.indices.length, gl.UNSIGNED_SHORT, 0);
     gl.bindVertexArray(null);
 
     this._paintMouth(points);
     this._paintLids(points);
 
-    gl.bindFramebuffer(gl.READ_FRAMEBUFFER, this.frame.fb);
-    gl.bindFramebuffer(gl.DRAW_FRAMEBUFFER, null);
+    // To the canvas (which keeps its pixels: preserveDrawingBuffer), only what can differ from
+    // what it shows: with stitching, everything outside the mesh's box is the portrait itself.
+    const box = this._presentBox(background === null);
+    gl.bindFramebuffer(gl.FRAMEBUFFER, null);
+    gl.viewport(0, 0, width, height);
+    gl.enable(gl.SCISSOR_TEST);
+    gl.scissor(box.x0, height - box.y1, box.x1 - box.x0, box.y1 - box.y0);
+    gl.useProgram(this.present.program);
+    gl.activeTexture(gl.TEXTURE0);
+    gl.bindTexture(gl.TEXTURE_2D, this.frame.texture);
+    gl.uniform1i(this.present.uniforms.uFrame, 0);
+    gl.bindVertexArray(this.quad);
+    gl.drawArrays(gl.TRIANGLES, 0, 3);
+    gl.bindVertexArray(null);
     gl.disable(gl.SCISSOR_TEST);
-    gl.blitFramebuffer(0, 0, width, height, 0, height, width, 0, gl.COLOR_BUFFER_BIT, gl.NEAREST);
     return points;
+  }
+
+  /** The box [x0, x1) × [y0, y1) of the canvas to redraw: this frame's mesh (face, skirt,
+   * irises) ∪ the last frame's; the whole canvas after a new portrait or a moved background. */
+  _presentBox(stitched) {
+    const { width, height } = this.source;
+    const whole = { x0: 0, y0: 0, x1: width, y1: height };
+    if (!stitched) {
+      this.shownBox = whole;
+      return whole;
+    }
+    const t = this.targets;
+    let x0 = Infinity, y0 = Infinity, x1 = -Infinity, y1 = -Infinity;
+    for (let i = 0; i < IRIS_VERTEX + 2; i++) {
+      if (i === NUM_VERTICES) i += 4; // the background corners
+      x0 = Math.min(x0, t[i * 2]); x1 = Math.max(x1, t[i * 2]);
+      y0 = Math.min(y0, t[i * 2 + 1]); y1 = Math.max(y1, t[i * 2 + 1]);
+    }
+    for (const painted of this.paintedBoxes) {
+      x0 = Math.min(x0, painted.x0); x1 = Math.max(x1, painted.x1);
+      y0 = Math.min(y0, painted.y0); y1 = Math.max(y1, painted.y1);
+    }
+    this.paintedBoxes = [];
+    const mesh = {
+      x0: Math.max(Math.floor(x0) - 1, 0), y0: Math.max(Math.floor(y0) - 1, 0),
+      x1: Math.min(Math.ceil(x1) + 2, width), y1: Math.min(Math.ceil(y1) + 2, height),
+    };
+    const last = this.shownBox ?? whole;
+    this.shownBox = mesh;
+    return {
+      x0: Math.min(mesh.x0, last.x0), y0: Math.min(mesh.y0, last.y0),
+      x1: Math.max(mesh.x1, last.x1), y1: Math.max(mesh.y1, last.y1),
+    };
   }
 
   /** RGBA bytes of the last frame's box [x, x+w) × [y, y+h), rows top to bottom. */
@@ -478,6 +551,7 @@ export class MeshwarpGLRenderer {
     const x1 = Math.min(Math.ceil(box.x1) + pad + 1, width);
     const y1 = Math.min(Math.ceil(box.y1) + pad + 1, height);
     if (x1 <= x0 || y1 <= y0) return;
+    this.paintedBoxes.push({ x0, y0, x1, y1 });
     const w = x1 - x0, h = y1 - y0;
     gl.bindVertexArray(this.quad);
     gl.enable(gl.SCISSOR_TEST);
