@@ -243,7 +243,7 @@ def test_the_voice_opens_the_mouth_monotonically_only_while_the_face_is_gone(
     assert all(b >= a - 1e-6 for a, b in itertools.pairwise(gaps)), gaps
     assert gaps[-1] > rest_gap + 0.25 and gaps[-1] > gaps[3] + 0.15, gaps
     assert np.array_equal(frames[0], rest), "silence leaves the rest pose"
-    assert _diff(frames[-1], rest) > 0.2, "a loud voice shows on the picture"
+    assert _diff(frames[-1], rest) > 0.1, "a loud voice shows on the picture"  # silence: 0
 
     # Switched off: the same voice leaves the rest pose alone.
     for level in levels:
