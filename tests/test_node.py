@@ -18,7 +18,6 @@ import numpy as np
 import pytest
 
 from lpstream.backend import Controls
-from lpstream.node import NodeConfig
 from lpstream.node.loopback import (
     FileCamera,
     LoopbackBrowser,
@@ -26,22 +25,12 @@ from lpstream.node.loopback import (
     jpeg,
     load_face_frames,
 )
-from lpstream.serve import CallServer, ServeConfig
-from signaling import Limits
+from lpstream.serve import CallServer
 from tests.conftest import shared_file
+from tests.node_servers import start_server
 
 pytestmark = pytest.mark.slow
 os.environ.setdefault("OMP_NUM_THREADS", "1")
-
-
-async def start_server(node_id: str = "A", **serve: Any) -> CallServer:
-    server = CallServer(
-        ServeConfig(port=0, **serve),
-        NodeConfig(node_id=node_id, backend="meshwarp", avatar_slots=3),
-        Limits(),
-    )
-    await server.start()
-    return server
 
 
 @pytest.fixture(scope="module")

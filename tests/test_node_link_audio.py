@@ -16,7 +16,6 @@ import numpy as np
 import pytest
 from aiortc import RTCPeerConnection
 
-from lpstream.node import NodeConfig
 from lpstream.node.audio_forwarding import AudioForwarding, AudioFrame
 from lpstream.node.framing import pack_item
 from lpstream.node.link import LinkEvents, NodeLink
@@ -24,9 +23,9 @@ from lpstream.node.link_audio import HEADER_BYTES, MAX_OPUS_BYTES, decode_audio,
 from lpstream.node.loopback_audio import OpusMicrophone, heard_rms, load_speech
 from lpstream.node.loopback_keypoints import KeypointBrowser
 from lpstream.protocol.wire import PROTOCOL_VERSION
-from lpstream.serve import CallServer, ServeConfig
-from signaling import Limits
+from lpstream.serve import CallServer
 from tests.conftest import shared_file
+from tests.node_servers import two_linked_nodes
 from tests.test_node_audio import HEARD_RMS, hears
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -37,23 +36,10 @@ def speech() -> np.ndarray:
     return load_speech(shared_file("media/d6.mp4"))
 
 
-async def start(node_id: str, **serve: str) -> CallServer:
-    server = CallServer(
-        ServeConfig(port=0, **serve),
-        NodeConfig(node_id=node_id, backend="meshwarp", avatar_slots=3),
-        Limits(),
-    )
-    await server.start()
-    return server
-
-
 @pytest.fixture
 async def two_nodes() -> AsyncIterator[tuple[CallServer, CallServer]]:
-    a = await start("A")
-    b = await start("B", peer_node=f"ws://127.0.0.1:{a.port}/ws")
-    yield a, b
-    await b.stop()
-    await a.stop()
+    async for pair in two_linked_nodes():
+        yield pair
 
 
 def member_id(server: CallServer, name: str) -> str:

@@ -17,15 +17,16 @@ import pytest
 
 from lpstream.backend import SenderOutput
 from lpstream.meshwarp.sender import MeshwarpSender
-from lpstream.node import NodeConfig, signaling_client, wire_meter
+from lpstream.node import signaling_client, wire_meter
 from lpstream.node.loopback import load_face_frames
 from lpstream.node.loopback_keypoints import KeypointBrowser
 from lpstream.node.metrics import node_metrics
 from lpstream.node.signaling_client import SignalingClient, SignalingEvents
 from lpstream.protocol import DecodeStatus
-from lpstream.serve import CallServer, ServeConfig
-from signaling import Limits, SignalingServer
+from lpstream.serve import CallServer
+from signaling import SignalingServer
 from tests.conftest import shared_file
+from tests.node_servers import two_linked_nodes
 
 pytestmark = pytest.mark.slow
 os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -41,23 +42,10 @@ def motions() -> list[SenderOutput]:
         sender.close()
 
 
-async def start(node_id: str, **serve: str) -> CallServer:
-    server = CallServer(
-        ServeConfig(port=0, **serve),
-        NodeConfig(node_id=node_id, backend="meshwarp", avatar_slots=3),
-        Limits(),
-    )
-    await server.start()
-    return server
-
-
 @pytest.fixture
 async def two_nodes() -> AsyncIterator[tuple[CallServer, CallServer]]:
-    a = await start("A")
-    b = await start("B", peer_node=f"ws://127.0.0.1:{a.port}/ws")
-    yield a, b
-    await b.stop()
-    await a.stop()
+    async for pair in two_linked_nodes():
+        yield pair
 
 
 def decoded(page: KeypointBrowser) -> int:
