@@ -64,3 +64,18 @@ def write_y4m(
             write(sink, canvas)
         for _ in range(round(blank_s * 25)):
             write(sink, np.full((height, width, 3), 96, np.uint8))
+
+
+def write_speech_wav(out: Path, seconds: float = 20.0) -> Path:
+    """Real speech (d6's sound track) as the 16-bit mono wav Chromium's fake microphone plays."""
+    import wave
+
+    from lpstream.node.loopback_audio import RATE, load_speech
+    from tests.conftest import shared_file
+
+    with wave.open(str(out), "wb") as file:
+        file.setnchannels(1)
+        file.setsampwidth(2)
+        file.setframerate(RATE)
+        file.writeframes(load_speech(shared_file("media/d6.mp4"), seconds).tobytes())
+    return out

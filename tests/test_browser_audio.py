@@ -8,14 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import wave
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from lpstream.node.loopback_audio import RATE, load_speech
-from tests.conftest import shared_file
+from tests.chromium import write_speech_wav
 from tests.test_browser_keypoints import (  # noqa: F401 (fixtures)
     close_pages,
     fake_camera,
@@ -41,13 +39,7 @@ AUDIO_STATS = """async () => {
 
 @pytest.fixture
 def fake_microphone(tmp_path: Path) -> Path:
-    out = tmp_path / "speech.wav"
-    with wave.open(str(out), "wb") as file:
-        file.setnchannels(1)
-        file.setsampwidth(2)
-        file.setframerate(RATE)
-        file.writeframes(load_speech(shared_file("media/d6.mp4"), 20.0).tobytes())
-    return out
+    return write_speech_wav(tmp_path / "speech.wav")
 
 
 async def test_two_keypoint_pages_hear_each_other(

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import wave
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,8 +17,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from lpstream.node.loopback_audio import RATE, load_speech
-from tests.chromium import write_y4m
+from tests.chromium import write_speech_wav, write_y4m
 from tests.conftest import shared_file
 from tests.test_browser_keypoints import (  # noqa: F401 (fixtures)
     close_pages,
@@ -71,13 +69,7 @@ def vanishing_face(fake_camera: Path, tmp_path: Path) -> Path:  # noqa: F811
 
 @pytest.fixture
 def speech_wav(tmp_path: Path) -> Path:
-    out = tmp_path / "speech.wav"
-    with wave.open(str(out), "wb") as file:
-        file.setnchannels(1)
-        file.setsampwidth(2)
-        file.setframerate(RATE)
-        file.writeframes(load_speech(shared_file("media/d6.mp4"), 20.0).tobytes())
-    return out
+    return write_speech_wav(tmp_path / "speech.wav")
 
 
 Enough = Callable[[list[dict[str, Any]]], bool]
