@@ -1,7 +1,7 @@
 """Client → server messages, parsed and validated into dataclasses with clear errors.
 
 Wire format: one JSON object per websocket text message, with a `type` field.
-  join           {"type": "join", "room", "name", "token"?, "node"?}   (participant)
+  join           {"type": "join", "room", "name", "token"?, "node"?, "resume"?}  (participant)
   register-node  {"type": "register-node", "node", "token"?}             (media node)
   signal         {"type": "signal", "to", "data"}                        (relayed verbatim)
   leave          {"type": "leave"}
@@ -25,11 +25,14 @@ class Join:
     room: str
     """Room name from the invite link."""
     name: str
-    """Display name; a second join with the same name replaces the first (reconnect)."""
+    """Display name, unique in the room: a second join with a name in use is refused unless it
+    carries that connection's `resume` secret (a reconnect), which replaces it."""
     token: str | None
     """HMAC room token, required when the server has a token secret."""
     node: str | None
     """Preferred media node id (the node that served the page), else the least loaded one."""
+    resume: str | None = None
+    """The `resume` secret the server gave this name's earlier connection (`joined`)."""
 
 
 @dataclass
@@ -100,6 +103,7 @@ def parse_message(raw: str | bytes, max_name_length: int = 40) -> ClientMessage:
             name=_name(obj.get("name"), "name", max_name_length),
             token=_optional_str(obj.get("token"), "token"),
             node=_optional_str(obj.get("node"), "node"),
+            resume=_optional_str(obj.get("resume"), "resume"),
         )
     if kind == "register-node":
         return RegisterNode(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import itertools
 import json
 import logging
@@ -52,6 +53,8 @@ class Client:
     name: str = ""
     node: str = ""
     """For a participant: the member id of its media node."""
+    resume: str = ""
+    """For a participant: the secret a reconnect under the same name must show to replace it."""
     errors: int = 0
 
     closed: bool = False
@@ -270,7 +273,16 @@ class SignalingServer:
             )
         if not members and len(self.rooms) >= self.limits.max_rooms:
             raise SignalingError("too-many-rooms", "room limit reached, try again later")
-        if previous is not None:  # reconnect: the newest connection with this name wins
+        if previous is not None:
+            # A reconnect (the tab lost its websocket, or reloaded) shows the secret its last
+            # `joined` gave it and replaces the old connection; anyone else choosing that name
+            # is refused, so nobody can throw a participant out by joining under their name.
+            if not (message.resume and hmac.compare_digest(message.resume, previous.resume)):
+                raise SignalingError(
+                    "name-taken",
+                    f"{message.name!r} is already in room {message.room!r}: choose another name"
+                    " (if that is you in another tab, close it; its name is freed within a minute)",
+                )
             previous.send({"type": "error", "code": "replaced", "message": "joined elsewhere"})
             self._forget(previous)
             previous.close()
@@ -282,7 +294,16 @@ class SignalingServer:
             node.id,
         )
         self.rooms.setdefault(message.room, {})[client.id] = client
-        client.send({"type": "joined", "id": client.id, "room": client.room, "node": node.id})
+        client.resume = secrets.token_urlsafe(18)
+        client.send(
+            {
+                "type": "joined",
+                "id": client.id,
+                "room": client.room,
+                "node": node.id,
+                "resume": client.resume,
+            }
+        )
         log.info(
             "%s joined room %s as %r on %s",
             client.id,

@@ -212,7 +212,7 @@ async def test_rejoining_with_the_same_name_replaces_the_old_connection(
     old_id = ann_id(server)
 
     # ann's tab reloads: new websocket, new RTCPeerConnection, same name
-    ann_again = LoopbackBrowser(ws_url(server), "again", "ann")
+    ann_again = LoopbackBrowser(ws_url(server), "again", "ann", resume=ann.resume)
     await ann_again.join(FileCamera(face_frames))
     ann_again.upload(jpeg(face_frames[0][:, 40:280]))
     frames = await avatar_frames(ann_again.tracks[0], 5)

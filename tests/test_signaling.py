@@ -50,11 +50,18 @@ async def node(url: str, node_id: str = "A", token: str | None = None) -> Client
     return ws
 
 
-async def participant(url: str, room: str, name: str, **extra: Any) -> tuple[ClientConnection, str]:
+async def joined_participant(
+    url: str, room: str, name: str, **extra: Any
+) -> tuple[ClientConnection, dict[str, Any]]:
     ws = await connect(url)
     await send(ws, type="join", room=room, name=name, **extra)
     joined = await recv(ws)
     assert joined["type"] == "joined", joined
+    return ws, joined
+
+
+async def participant(url: str, room: str, name: str, **extra: Any) -> tuple[ClientConnection, str]:
+    ws, joined = await joined_participant(url, room, name, **extra)
     return ws, joined["id"]
 
 
@@ -129,12 +136,14 @@ async def test_room_membership_and_relay(running: tuple[SignalingServer, str]) -
 async def test_room_limit_and_reconnect(running: tuple[SignalingServer, str]) -> None:
     _, url = running
     node_ws = await node(url)
-    clients = [await participant(url, "full", name) for name in ("a", "b", "c")]
+    clients = [await joined_participant(url, "full", name) for name in ("a", "b", "c")]
     async with connect(url) as extra:
         await send(extra, type="join", room="full", name="d")
         assert (await recv(extra, "error"))["code"] == "room-full"
-    # the same name joining again replaces the old connection (reconnect after a drop)
-    again, again_id = await participant(url, "full", "b")
+    # the same name with the secret of its last join replaces the old connection (reconnect)
+    again, again_joined = await joined_participant(url, "full", "b", resume=clients[1][1]["resume"])
+    again_id = again_joined["id"]
+    assert again_joined["resume"] != clients[1][1]["resume"]  # a fresh secret every join
     old = clients[1][0]
     assert (await recv(old, "error"))["code"] == "replaced"
     with pytest.raises(ConnectionClosed):
@@ -143,6 +152,36 @@ async def test_room_limit_and_reconnect(running: tuple[SignalingServer, str]) ->
     assert sorted(m["name"] for m in room["members"]) == ["a", "b", "c"]
     assert again_id in {m["id"] for m in room["members"]}
     for ws in (again, node_ws, clients[0][0], clients[2][0]):
+        await ws.close()
+
+
+async def test_a_name_in_use_cannot_be_taken_without_its_secret(
+    running: tuple[SignalingServer, str],
+) -> None:
+    """Joining under someone's name (with no secret, or a wrong or stale one) is refused and
+    the participant keeps their place; the name is free again once they leave."""
+    server, url = running
+    node_ws = await node(url)
+    ann, ann_joined = await joined_participant(url, "calm", "ann")
+    stale = ann_joined["resume"]
+    ann_again, ann_again_joined = await joined_participant(url, "calm", "ann", resume=stale)
+    assert (await recv(ann, "error"))["code"] == "replaced"
+    async with connect(url) as thief:
+        for resume in (None, "", stale, "x" * 24):
+            await send(thief, type="join", room="calm", name="ann", resume=resume)
+            error = await recv(thief, "error")
+            assert error["code"] == "name-taken" and "choose another name" in error["message"]
+        # the thief's connection stays usable: another name gets in
+        await send(thief, type="join", room="calm", name="eve")
+        assert (await recv(thief, "joined"))["room"] == "calm"
+    await send(ann_again, type="ping")
+    assert (await recv(ann_again))["type"] in ("room", "pong")  # not replaced, not closed
+    members = [c.id for c in server.rooms["calm"].values() if c.name == "ann"]
+    assert members == [ann_again_joined["id"]]
+    await send(ann_again, type="leave")
+    await recv(ann_again, "left")
+    newcomer, _ = await participant(url, "calm", "ann")  # a free name needs no secret
+    for ws in (newcomer, ann_again, node_ws):
         await ws.close()
 
 

@@ -382,13 +382,19 @@ async function join(event) {
     signaling.addEventListener("notice", (e) => banner(e.detail.message, "info"));
     signaling.addEventListener("error", (e) => {
       banner(`${e.detail.code}: ${e.detail.message}`);
-      if (["replaced", "room-full", "bad-token"].includes(e.detail.code)) {
+      if (["replaced", "room-full", "bad-token", "name-taken"].includes(e.detail.code)) {
         leaving = true;
         if (state.phase === "in-call") stopTrying(); // e.g. the same name joined elsewhere
       }
     });
-    signaling.send({ type: "join", room, name, node: config.node, token: params.get("token") || undefined });
+    // A name is unique in a room; the secret of our last join makes this one a reconnect.
+    const resumeKey = `lpstream-resume:${room}:${name}`;
+    signaling.send({
+      type: "join", room, name, node: config.node, token: params.get("token") || undefined,
+      resume: sessionStorage.getItem(resumeKey) || undefined,
+    });
     const joined = await signaling.next("joined");
+    sessionStorage.setItem(resumeKey, joined.resume);
     state.id = joined.id;
     // The address bar becomes this call's deep link: reloading the tab rejoins it.
     history.replaceState(null, "", `?room=${encodeURIComponent(room)}&name=${encodeURIComponent(name)}` +

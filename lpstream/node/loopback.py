@@ -73,6 +73,8 @@ class LoopbackBrowser:
     room: str
     name: str
     node: str | None = None
+    resume: str | None = None
+    """The secret of this name's last join: set, the join is a reconnect (as a reloaded tab)."""
     ws: ClientConnection | None = None
     pc: RTCPeerConnection = field(default_factory=lambda: bundled_peer_connection())
     control: Any = None
@@ -86,9 +88,18 @@ class LoopbackBrowser:
     ) -> None:
         self.ws = await connect(self.url)
         await self.ws.send(
-            json.dumps({"type": "join", "room": self.room, "name": self.name, "node": self.node})
+            json.dumps(
+                {
+                    "type": "join",
+                    "room": self.room,
+                    "name": self.name,
+                    "node": self.node,
+                    "resume": self.resume,
+                }
+            )
         )
         joined = await self._next("joined")
+        self.resume = joined["resume"]
         self.pc.addTransceiver(camera, direction="sendrecv")
         for _ in range(2):
             self.pc.addTransceiver("video", direction="recvonly")

@@ -61,6 +61,8 @@ class KeypointBrowser:
     downlink: str = "keypoints"
     node: str | None = None
     """Preferred media node id (as the page served by that node asks for)."""
+    resume: str | None = None
+    """The secret of this name's last join: set, the join is a reconnect (as a reloaded tab)."""
     ws: ClientConnection | None = None
     pc: RTCPeerConnection = field(default_factory=RTCPeerConnection)
     channels: dict[str, Any] = field(default_factory=dict)
@@ -78,9 +80,16 @@ class KeypointBrowser:
         self, motions: Sequence[SenderOutput] = (), microphone: MediaStreamTrack | None = None
     ) -> None:
         self.ws = await connect(self.url)
-        join = {"type": "join", "room": self.room, "name": self.name, "node": self.node}
+        join = {
+            "type": "join",
+            "room": self.room,
+            "name": self.name,
+            "node": self.node,
+            "resume": self.resume,
+        }
         await self.ws.send(json.dumps(join))
         joined = await self._next("joined")
+        self.resume = joined["resume"]
         control = self._channel("control")
         control.on("message", self._on_control)
         if self.uplink == "keypoints":
