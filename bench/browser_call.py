@@ -10,6 +10,8 @@ send motion, and render the other with WebGL2 (SwiftShader: the CPU). Over a ste
     two pages share (Date.now()); the camera frame is at most one frame older than the
     extraction start (the page polls the camera at 25 fps);
   - the page's own link, up and down, from getStats (web_client/link_stats.js).
+Both fake microphones play real speech (d6.mp4's sound) all the time, the worst case for the
+link (`--microphone tone`: Chromium's own beep instead).
 
 Run: .venv/bin/python bench/browser_call.py → bench/results/browser_call.json
 """
@@ -34,7 +36,13 @@ from signaling import Limits
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from tests.chromium import CHROMIUM, HEADLESS_ARGS, fake_media_args, write_y4m  # noqa: E402
+from tests.chromium import (  # noqa: E402
+    CHROMIUM,
+    HEADLESS_ARGS,
+    fake_media_args,
+    write_speech_wav,
+    write_y4m,
+)
 
 RESULT = ROOT / "bench" / "results" / "browser_call.json"
 
@@ -59,11 +67,16 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         with tempfile.TemporaryDirectory() as folder:
             camera = Path(folder) / "face.y4m"
             await asyncio.to_thread(write_y4m, shared_dir() / "media" / "d0.mp4", camera)
+            microphone = None
+            if args.microphone == "speech":
+                microphone = Path(folder) / "speech.wav"
+                seconds = min(33.0, args.warmup + args.window + 15)  # d6 has 33 s of sound
+                await asyncio.to_thread(write_speech_wav, microphone, seconds)
             async with async_playwright() as playwright:
                 browser = await playwright.chromium.launch(
                     executable_path=str(CHROMIUM),
                     headless=True,
-                    args=[*HEADLESS_ARGS, *fake_media_args(camera)],
+                    args=[*HEADLESS_ARGS, *fake_media_args(camera, microphone)],
                 )
                 pages = []
                 for name in ("ann", "bob"):
@@ -113,6 +126,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "benchmark": "browser_call",
         "machine": {"cpus": os.cpu_count(), "processor": platform.machine()},
         "window_s": args.window,
+        "microphone": args.microphone,
+        "load_average_1min": os.getloadavg()[0],
         "targets": {"extract_ms": 15, "render_ms": 5, "latency_ms": 100},
         "pages": results,
     }
@@ -125,6 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=float, default=5.0)
     parser.add_argument("--window", type=float, default=10.0)
     parser.add_argument("--output", type=Path, default=RESULT)
+    parser.add_argument("--microphone", choices=("speech", "tone"), default="speech")
     args = parser.parse_args(argv)
     result = asyncio.run(run(args))
     args.output.parent.mkdir(parents=True, exist_ok=True)
