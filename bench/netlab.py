@@ -6,7 +6,9 @@ in the node namespace and two aiortc pages (`tests/netlab_peer.py`) in the clien
 so every stream crosses the impaired link twice (page → node → page). Measured per mode:
 avatar frames shown per second, the longest freeze, camera-to-avatar latency (keypoints only:
 send → decode on one clock), recovery after a 5 s blackout, and — keypoints only — that no
-shown motion is further from what was sent than the codec's quantiser bound.
+shown motion is further from what was sent than the codec's quantiser bound. Both pages talk
+all the time (60 ms Opus packets, no DTX): seconds of the other's voice arriving per second
+and the longest hole in it, counted at the page's RTP receiver.
 
 Run (root): .venv/bin/python bench/netlab.py  → bench/results/netlab.json, netlab.png
 """
@@ -111,15 +113,16 @@ def plot(results: list[dict[str, Any]], path: Path) -> None:
 def table(results: list[dict[str, Any]]) -> str:
     lines = [
         "| scenario | mode | fps | longest freeze s | latency p50/p95 ms | recovery s"
-        " | corrupted |",
-        "|---|---|---|---|---|---|---|",
+        " | corrupted | voice heard s/s | longest voice gap s |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         w = {"longest_freeze_s": "failed", **r["worst"]}
         latency = f"{w['latency_ms_p50']}/{w['latency_ms_p95']}" if w.get("latency_ms_p50") else "–"
         lines.append(
             f"| {r['scenario']} | {r['mode']} | {w['fps']} | {w['longest_freeze_s']} | "
-            f"{latency} | {w.get('recovery_s', '–')} | {w.get('corrupted', '–')} |"
+            f"{latency} | {w.get('recovery_s', '–')} | {w.get('corrupted', '–')} | "
+            f"{w.get('audio_s_per_s', '–')} | {w.get('audio_longest_gap_s', '–')} |"
         )
     return "\n".join(lines)
 

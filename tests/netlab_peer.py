@@ -12,6 +12,10 @@ share this process's clock, CLOCK_MONOTONIC, which is also the forwarder's.
   when the decoder says DECODED; each shown motion is compared with the motion the other
   page sent at that timestamp (known: timestamps are index × 40 ms), in quantiser steps of
   the LANDMARKS profile, and its latency is the decode time minus the sender's send time.
+Both pages also talk all the time (d6.mp4's speech as 60 ms Opus packets, no DTX, so any
+hole in what arrives is the network's): each page records when the other's voice arrives as
+decoded audio, and how much of it.
+
 - `camera`: LoopbackBrowser pages with FileCamera (VP8 up, the node renders, VP8 down). A
   frame is *shown* when the avatar track delivers a non-placeholder frame that differs from
   the previous one. No latency (the rendered frame carries no capture time) and no
@@ -36,6 +40,7 @@ from lpstream.backend import SenderOutput
 from lpstream.motion import Motion
 from lpstream.node.framing import unframe_packet
 from lpstream.node.loopback import FileCamera, LoopbackBrowser, jpeg, load_face_frames
+from lpstream.node.loopback_audio import FRAME_MS, OpusMicrophone, load_speech
 from lpstream.node.loopback_keypoints import FPS, KeypointBrowser
 from lpstream.protocol import LANDMARKS, DecodeStatus
 from lpstream.protocol import motion_fields as mf
@@ -57,6 +62,45 @@ def error_steps(sent: Motion, shown: Motion) -> float:
     for index in range(mf.NUM_CORE):
         worst = max(worst, abs(a.values[index] - b.values[index]) / LANDMARKS.step(index, scale))
     return worst
+
+
+@dataclass
+class Heard:
+    """When the other page's voice arrived (its RTP packets at this page's receiver, before
+    aiortc's jitter buffer, which is not a browser's and would count its own stalls), and how
+    much sound that is: distinct RTP timestamps × the speaker's 60 ms packet time."""
+
+    arrivals: list[float] = field(default_factory=list)
+    timestamps: list[int] = field(default_factory=list)
+
+    async def listen(self, page: Any) -> None:
+        for _ in range(600):  # tile 0's voice (the other page) arrives with the answer
+            if 0 in page.audio:
+                break
+            await asyncio.sleep(0.05)
+        track = page.audio[0]
+        receiver = next(t.receiver for t in page.pc.getTransceivers() if t.receiver.track is track)
+        handle = receiver._handle_rtp_packet
+
+        async def counting(packet: Any, arrival_time_ms: int) -> None:
+            if packet.payload:
+                self.arrivals.append(time.monotonic())
+                self.timestamps.append(packet.timestamp)
+            await handle(packet, arrival_time_ms=arrival_time_ms)
+
+        receiver._handle_rtp_packet = counting
+        with contextlib.suppress(Exception):
+            while True:  # drained, as a page plays it
+                await track.recv()
+
+    def within(self, start: float) -> dict[str, list[float]]:
+        kept = [(t, ts) for t, ts in zip(self.arrivals, self.timestamps, strict=True) if t >= start]
+        heard = len({ts for _, ts in kept}) * FRAME_MS / 1000
+        return {"audio_at": [t for t, _ in kept], "audio_s": [heard]}
+
+
+def microphone(speech: np.ndarray) -> OpusMicrophone:
+    return OpusMicrophone(speech)
 
 
 def peer_connection() -> RTCPeerConnection:
@@ -94,7 +138,9 @@ class MeasuredPage(KeypointBrowser):
         self.errors.append(error_steps(sent, decoder.last_motion))
 
 
-async def keypoints(url: str, window_s: float, frames: list[np.ndarray]) -> dict[str, Any]:
+async def keypoints(
+    url: str, window_s: float, frames: list[np.ndarray], speech: np.ndarray
+) -> dict[str, Any]:
     from lpstream.meshwarp.sender import MeshwarpSender
 
     sender = MeshwarpSender()
@@ -102,11 +148,14 @@ async def keypoints(url: str, window_s: float, frames: list[np.ndarray]) -> dict
     sender.close()
     pages = [MeasuredPage(url, "lab", name, pc=peer_connection()) for name in ("ann", "bob")]
     pages[0].other, pages[1].other = pages[1], pages[0]
+    heard = {p.name: Heard() for p in pages}
+    listeners: list[asyncio.Task[None]] = []
     try:
         for index, page in enumerate(pages):
-            await page.join(motions[index * OFFSET :])
+            await page.join(motions[index * OFFSET :], microphone(speech))
             page.upload(jpeg(frames[index * 10][:, 40:280]))
-        await steady(lambda: all(len(p.shown) >= 10 for p in pages))
+        listeners = [asyncio.create_task(heard[p.name].listen(p)) for p in pages]
+        await steady(lambda: all(len(p.shown) >= 10 and heard[p.name].arrivals for p in pages))
         start = time.monotonic()
         await asyncio.sleep(window_s)
         end = time.monotonic()
@@ -126,16 +175,21 @@ async def keypoints(url: str, window_s: float, frames: list[np.ndarray]) -> dict
                         s.name: sum(x.statuses.count(s) for x in p.seen.values())
                         for s in DecodeStatus
                     },
+                    **heard[p.name].within(start),
                 }
                 for p in pages
             },
         }
     finally:
+        for task in listeners:
+            task.cancel()
         for page in pages:
             await page.close()
 
 
-async def camera(url: str, window_s: float, frames: list[np.ndarray]) -> dict[str, Any]:
+async def camera(
+    url: str, window_s: float, frames: list[np.ndarray], speech: np.ndarray
+) -> dict[str, Any]:
     from lpstream.node.avatar_track import placeholder_frame
 
     placeholder = placeholder_frame().astype(np.int16)
@@ -154,20 +208,25 @@ async def camera(url: str, window_s: float, frames: list[np.ndarray]) -> dict[st
                     shown[page.name].append(time.monotonic())
                 previous = frame
 
+    heard = {p.name: Heard() for p in pages}
     watchers: list[asyncio.Task[None]] = []
     try:
         for index, page in enumerate(pages):
-            await page.join(FileCamera(frames[index * OFFSET :]))
+            await page.join(FileCamera(frames[index * OFFSET :]), microphone(speech))
             page.upload(jpeg(frames[index * 10][:, 40:280]))
         watchers = [asyncio.create_task(watch(p)) for p in pages]
-        await steady(lambda: all(len(s) >= 10 for s in shown.values()))
+        watchers += [asyncio.create_task(heard[p.name].listen(p)) for p in pages]
+        await steady(lambda: all(len(s) >= 10 and heard[n].arrivals for n, s in shown.items()))
         start = time.monotonic()
         await asyncio.sleep(window_s)
         end = time.monotonic()
         return {
             "mode": "camera",
             "window": [start, end],
-            "pages": {name: {"shown": [t for t in s if t >= start]} for name, s in shown.items()},
+            "pages": {
+                name: {"shown": [t for t in s if t >= start], **heard[name].within(start)}
+                for name, s in shown.items()
+            },
         }
     finally:
         for task in watchers:
@@ -197,6 +256,10 @@ def figures(report: dict[str, Any], blackouts: list[tuple[float, float]]) -> dic
             "fps": round(len(page["shown"]) / (end - start), 2),
             "longest_freeze_s": round(float(gaps.max()), 3),
         }
+        if "audio_at" in page:
+            heard_at = [start, *page["audio_at"], end]
+            entry["audio_s_per_s"] = round(sum(page["audio_s"]) / (end - start), 3)
+            entry["audio_longest_gap_s"] = round(float(np.diff(heard_at).max()), 3)
         if blackouts:
             _, black_end = blackouts[-1]
             after = [t for t in page["shown"] if t >= black_end]
@@ -216,6 +279,9 @@ def figures(report: dict[str, Any], blackouts: list[tuple[float, float]]) -> dic
         "fps": min(p["fps"] for p in pages.values()),
         "longest_freeze_s": max(p["longest_freeze_s"] for p in pages.values()),
     }
+    if all("audio_s_per_s" in p for p in pages.values()):
+        worst["audio_s_per_s"] = min(p["audio_s_per_s"] for p in pages.values())
+        worst["audio_longest_gap_s"] = max(p["audio_longest_gap_s"] for p in pages.values())
     if blackouts:
         recoveries = [p["recovery_s"] for p in pages.values()]
         worst["recovery_s"] = None if None in recoveries else max(recoveries)
@@ -235,8 +301,9 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     frames = load_face_frames(shared_dir() / "media" / "d0.mp4")
+    speech = load_speech(shared_dir() / "media" / "d6.mp4", 8.0)
     run = keypoints if args.mode == "keypoints" else camera
-    report = asyncio.run(run(args.url, args.window, frames))
+    report = asyncio.run(run(args.url, args.window, frames, speech))
     print(json.dumps(report), flush=True)
 
 

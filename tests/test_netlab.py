@@ -1,7 +1,8 @@
 """The network lab's short scenario set (the full set: bench/netlab.py): a keypoint call
 through client and node namespaces with a user-space impaired link between them keeps
-showing frames at 10 % loss, never shows a motion outside the codec's quantiser bound, and
-recovers quickly after a 5 s blackout. Every namespace and process is removed afterwards.
+showing frames and the voices keep sounding at 10 % loss, never shows a motion outside the
+codec's quantiser bound, and recovers (picture and sound) quickly after a 5 s blackout.
+Every namespace and process is removed afterwards.
 """
 
 from __future__ import annotations
@@ -41,6 +42,9 @@ def test_keypoints_keep_flowing_at_10_percent_loss_and_never_show_wrong_motion(
     assert worst["longest_freeze_s"] < 1.0, figures
     assert worst["corrupted"] == 0, figures
     assert worst["max_error_steps"] <= 0.8, figures
+    # the voices too: ~19 % of 60 ms packets lost, the rest heard, no long hole
+    assert 0.6 < worst["audio_s_per_s"] <= 1.05, figures
+    assert worst["audio_longest_gap_s"] < 1.0, figures
     assert namespaces() == before, "the lab removed its namespaces"
 
 
@@ -53,4 +57,5 @@ def test_keypoints_recover_quickly_after_a_5_s_blackout(tmp_path: Path) -> None:
     assert 4.9 < worst["longest_freeze_s"] < 7.0, figures
     assert worst["recovery_s"] is not None and worst["recovery_s"] < 3.0, figures
     assert worst["corrupted"] == 0, figures
+    assert 4.9 < worst["audio_longest_gap_s"] < 7.0, figures  # the voices come back too
     assert namespaces() == before, "the lab removed its namespaces"
