@@ -28,9 +28,11 @@ from lpstream.node.meters import RateMeter
 from lpstream.node.portrait_image import Portrait
 from lpstream.node.shutdown import bounded
 from lpstream.protocol import PortraitRejectedError, PortraitSender, ProtocolError
-from lpstream.rate_limit import TokenBucket
+from lpstream.rate_limit import LogLimiter, TokenBucket
 
 log = logging.getLogger("lpstream.node")
+quiet = LogLimiter(log)
+"""Per-message complaints: one line per peer per interval."""
 
 MOTION_CHANNEL = "motion-down"
 PORTRAIT_CHANNEL = "portraits"
@@ -223,10 +225,14 @@ class KeypointDownlink:
             for chunk in sender.on_reply(packet):
                 self.portraits.send(frame_packet(source_id, chunk))
         except PortraitRejectedError as exc:
-            log.warning("%s refused a portrait: %s", self.participant_id, exc)
+            quiet.warning(
+                self.participant_id, "%s refused a portrait: %s", self.participant_id, exc
+            )
         except (ValueError, ProtocolError) as exc:
             self.refused += 1
-            log.info("bad portrait reply from %s: %.200s", self.participant_id, exc)
+            quiet.info(
+                self.participant_id, "bad portrait reply from %s: %.200s", self.participant_id, exc
+            )
 
     async def close(self) -> None:
         router = self._context.router
