@@ -1,5 +1,6 @@
-"""A peer's flood of bad messages costs one log line per interval, not one per message
-(lpstream.rate_limit.LogLimiter, used by the node's per-message complaints)."""
+"""What the soak (bench/soak.py) found at the node, each reproduced: a peer's flood of bad
+messages cost one log line per message (now one per interval: lpstream.rate_limit.LogLimiter),
+and a portrait sent on a channel the page had closed raised in a task."""
 
 from __future__ import annotations
 
@@ -10,9 +11,11 @@ import pytest
 
 from lpstream.node import sctp_text
 from lpstream.node.framing import frame_packet
+from lpstream.node.loopback import jpeg, load_face_frames
 from lpstream.node.loopback_keypoints import KeypointBrowser
 from lpstream.rate_limit import LogLimiter
 from lpstream.serve import CallServer
+from tests.conftest import shared_file
 from tests.node_servers import start_server
 from tests.soak_peers import send_raw_text
 
@@ -77,3 +80,35 @@ async def test_a_flood_of_bad_portrait_replies_and_texts_logs_a_line_each(
     texts = [r for r in caplog.records if "not UTF-8" in r.getMessage()]
     assert len(replies) == 1 and len(texts) == 1, (len(replies), len(texts))
     await eve.close()
+
+
+@pytest.mark.slow
+async def test_a_portrait_for_a_page_that_closed_its_portraits_channel_is_not_an_error(
+    server: CallServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Fixed (found by the soak): the node sent the portrait on a closed channel, and the
+    InvalidStateError ended a task nobody awaited ("Task exception was never retrieved")."""
+    node = server.node
+    assert node is not None
+    url = f"ws://127.0.0.1:{server.port}/ws"
+    ann, bob = KeypointBrowser(url, "pics", "ann"), KeypointBrowser(url, "pics", "bob")
+    await ann.join()
+    await bob.join()
+    (frame,) = load_face_frames(shared_file("media/d0.mp4"), 1)
+    ann.upload(jpeg(frame[:, 40:280]))
+    await bob.wait_for(
+        lambda: any(s.portrait_sha256 for s in bob.seen.values()), 20, "ann's portrait"
+    )
+    (ann_id,) = bob.seen
+    session = next(s for s in node.sessions.values() if s.name == "bob")
+    downlink = session.downlink
+    bob.channels["portraits"].close()
+    await bob.wait_for(lambda: downlink.portraits.readyState == "closed", 10, "closed")
+    route = node.router.get(ann_id)
+    assert route is not None and route.portrait is not None
+    await downlink._send_portrait(ann_id, route.portrait)  # raised InvalidStateError
+    bob.messages.clear()
+    bob.send_control({"type": "ping", "t": 3})
+    await bob.wait_for(lambda: any(m["type"] == "pong" for m in bob.messages), 10, "pong")
+    await ann.close()
+    await bob.close()

@@ -195,7 +195,13 @@ class KeypointDownlink:
             }
         )
         sender = self._portraits_out[source_id] = PortraitSender(encoded)
-        self.portraits.send(frame_packet(source_id, sender.offer()))
+        self._send_portrait_packet(source_id, sender.offer())
+
+    def _send_portrait_packet(self, source_id: str, packet: bytes) -> None:
+        # The channel may have closed while the portrait was prepared: the page left, or a
+        # hostile page closed it (that raised InvalidStateError in a task nobody awaited).
+        if self.portraits is not None and self.portraits.readyState == "open":
+            self.portraits.send(frame_packet(source_id, packet))
 
     # -- from the page -----------------------------------------------------------------------
 
@@ -223,7 +229,7 @@ class KeypointDownlink:
             if sender is None:
                 return
             for chunk in sender.on_reply(packet):
-                self.portraits.send(frame_packet(source_id, chunk))
+                self._send_portrait_packet(source_id, chunk)
         except PortraitRejectedError as exc:
             quiet.warning(
                 self.participant_id, "%s refused a portrait: %s", self.participant_id, exc
