@@ -52,7 +52,7 @@ class SoakPlan:
     per_room: int = 4
     same_room_honest: int = 3
     """Honest pages in the attacker's calm room (the attacker is the last member)."""
-    workers: int = 2
+    pages_per_worker: int = 2
     warmup_s: float = 60.0
     calm_s: float = 240.0
     attack_s: float = 240.0
@@ -90,13 +90,14 @@ def wait_healthy(port: int, limit_s: float = 30) -> None:
 
 
 def assignments(plan: SoakPlan) -> list[list[tuple[str, int]]]:
-    rooms = [(SAME_ROOM, plan.same_room_honest)] + [
-        (f"r{i}", plan.per_room) for i in range(plan.other_rooms)
+    """(room, index) of every honest page, `pages_per_worker` to a process: a process of four
+    pages was short of CPU on its own (aiortc's SCTP and DTLS in Python, ~25 % of a core
+    per page at 25 fps), and a starved event loop falls behind for good."""
+    pages = [(SAME_ROOM, i) for i in range(plan.same_room_honest)] + [
+        (f"r{r}", i) for r in range(plan.other_rooms) for i in range(plan.per_room)
     ]
-    groups: list[list[tuple[str, int]]] = [[] for _ in range(plan.workers)]
-    for index, room in enumerate(rooms):
-        groups[index % plan.workers].append(room)
-    return [g for g in groups if g]
+    workers = -(-len(pages) // plan.pages_per_worker)
+    return [pages[w::workers] for w in range(workers)]
 
 
 def phase_fps(pages: dict[str, Any], window: tuple[float, float]) -> dict[str, Any]:
@@ -164,7 +165,7 @@ def run_soak(plan: SoakPlan, logs: Path | None = None) -> dict[str, Any]:
         )  # fmt: skip
         wait_healthy(port)
         for index, rooms in enumerate(assignments(plan)):
-            spec = ",".join(f"{r}:{n}" for r, n in rooms)
+            spec = ",".join(f"{r}:{i}" for r, i in rooms)
             workers.append(
                 subprocess.Popen(
                     [

@@ -1,7 +1,7 @@
 """The pages of the soak (bench/soak.py, tests/test_soak.py), each kind in its own process.
 
 `python -m tests.soak_peers prepare CLIP` extracts the clip's motion once;
-`python -m tests.soak_peers honest URL OUT --rooms r1:4,r2:4 --clip CLIP` joins keypoint pages
+`python -m tests.soak_peers honest URL OUT --rooms r1:0,r1:1,r2:0 --clip CLIP` joins keypoint pages
 (`KeypointBrowser`, real aiortc peers playing d0.mp4's meshwarp motion at 25 fps, each
 uploading a portrait), prints `joined N`, and records, until a line on stdin, every frame
 each page shows of every other honest page: its wall-clock time and how far the shown
@@ -151,9 +151,7 @@ async def honest(url: str, rooms: list[tuple[str, int]], clip: Clip) -> dict[str
     motions = clip.motions
     order = [m.motion for m in [*motions, *reversed(motions)]]
     pages = [
-        SoakPage(url, room, f"p{room}-{i}", pc=peer_connection(), order=order)
-        for room, count in rooms
-        for i in range(count)
+        SoakPage(url, room, f"p{room}-{i}", pc=peer_connection(), order=order) for room, i in rooms
     ]
     joined = 0
     try:

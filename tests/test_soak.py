@@ -33,7 +33,7 @@ def test_calm_calls_keep_their_fps_while_a_hostile_peer_floods_every_channel(
             f"machine too busy for the soak: load {os.getloadavg()[0]:.1f} on {cores} cores"
         )
     plan = SoakPlan(
-        other_rooms=1, per_room=4, same_room_honest=2, workers=2,
+        other_rooms=1, per_room=4, same_room_honest=2, pages_per_worker=2,
         warmup_s=10, calm_s=25, attack_s=25, tail_s=8,
     )  # fmt: skip
     result = run_soak(plan, logs=tmp_path)
