@@ -10,10 +10,11 @@ never reach a page: a motion packet that does not decode, a text frame that is n
 object with a known `type`, a data channel or peer connection that closes. One JSON report
 is written to OUT.
 
-`python -m tests.soak_peers hostile URL OUT --rooms evil,same --until T` joins one hostile
-page per room and, until `T`, sends malformed, oversized and flooding messages on every
-channel (control JSON, binary control, non-UTF-8 text, motion-up, motion-down feedback,
-portraits replies, portrait uploads) and on extra signaling websockets. It counts what it sent.
+`python -m tests.soak_peers hostile URL OUT --rooms evil,same --start S --until T` joins one
+hostile page per room and, from `S` until `T`, sends malformed, oversized and flooding
+messages on every channel (control JSON, binary control, non-UTF-8 text, motion-up,
+motion-down feedback, portraits replies, portrait uploads) and on extra signaling websockets.
+It counts what it sent.
 
 Wall-clock time is the common clock of the processes; each page stamps frames with it.
 """
@@ -318,13 +319,15 @@ async def attack_signaling(url: str, until: float, tally: Tally, seed: int) -> N
             await asyncio.sleep(0.2)
 
 
-async def hostile(url: str, rooms: list[str], until: float) -> dict[str, Any]:
+async def hostile(url: str, rooms: list[str], start: float, until: float) -> dict[str, Any]:
+    """Join at once (it takes a while on a busy machine), attack from `start` to `until`."""
     tally = Tally()
     pages = [KeypointBrowser(url, room, "eve", pc=peer_connection()) for room in rooms]
     try:
         for page in pages:
             await page.join()
-        attack_from = time.time()  # joining takes a while on a busy machine
+        await asyncio.sleep(max(0.0, start - time.time()))
+        attack_from = time.time()
         tasks = [attack_page(p, until, tally, seed) for seed, p in enumerate(pages)]
         await asyncio.gather(*tasks, attack_signaling(url, until, tally, 99))
         return {"sent": tally.sent, "refused_ws": tally.refused_ws, "attack_from": attack_from}
@@ -340,6 +343,7 @@ def main() -> None:
     parser.add_argument("out", type=Path)
     parser.add_argument("--rooms", default="")
     parser.add_argument("--clip", type=Path, help="honest: the prepared clip")
+    parser.add_argument("--start", type=float, default=0.0, help="hostile: attack from")
     parser.add_argument("--until", type=float, default=0.0, help="hostile: attack until")
     args = parser.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -356,7 +360,7 @@ def main() -> None:
         rooms = [(r.split(":")[0], int(r.split(":")[1])) for r in args.rooms.split(",")]
         report = asyncio.run(honest(args.url, rooms, pickle.loads(args.clip.read_bytes())))
     else:
-        report = asyncio.run(hostile(args.url, args.rooms.split(","), args.until))
+        report = asyncio.run(hostile(args.url, args.rooms.split(","), args.start, args.until))
     args.out.write_text(json.dumps(report))
 
 
