@@ -17,7 +17,7 @@ whose other members are honest), a calm tail. Measured:
   messages, closed channels or peer connections.
 - the node's log: ERROR lines, tracebacks, WARNING lines (count and the most frequent).
 
-Run: .venv/bin/python bench/soak.py  → bench/results/soak.json (≈ 11 minutes, 20 pages)
+Run: .venv/bin/python bench/soak.py  → bench/results/soak.json (≈ 11 minutes, 23 honest pages)
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ HOSTILE_JOIN_LEAD_S = 20.0
 
 @dataclass
 class SoakPlan:
-    other_rooms: int = 4
+    other_rooms: int = 5
     per_room: int = 4
     same_room_honest: int = 3
     """Honest pages in the attacker's calm room (the attacker is the last member)."""
