@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from bench.netlab import run_call
+from tests.conftest import shared_file
 from tests.netlab import Impairment, unavailable
 
 pytestmark = pytest.mark.slow
@@ -33,6 +34,7 @@ def namespaces() -> set[str]:
 def test_keypoints_keep_flowing_at_10_percent_loss_and_never_show_wrong_motion(
     tmp_path: Path,
 ) -> None:
+    shared_file("media/d0.mp4")  # the peers play it in a subprocess: skip here, not fail there
     before = namespaces()
     figures = run_call("keypoints", Impairment(loss=0.10), window_s=6, logs=tmp_path)
     worst = figures["worst"]
@@ -49,6 +51,7 @@ def test_keypoints_keep_flowing_at_10_percent_loss_and_never_show_wrong_motion(
 
 
 def test_keypoints_recover_quickly_after_a_5_s_blackout(tmp_path: Path) -> None:
+    shared_file("media/d0.mp4")
     before = namespaces()
     figures = run_call(
         "keypoints", Impairment(blackout_s=5.0), window_s=6, blackout_at_s=1.5, logs=tmp_path

@@ -262,19 +262,22 @@ function measureVp8Once() {
 }
 
 async function pollStats() {
-  if (!call) return;
-  linkSample = await linkStats(call.pc, linkSample);
+  const current = call;
+  if (!current) return;
+  linkSample = await linkStats(current.pc, linkSample);
   state.link = linkSample.rates;
   if (!state.stats) return;
-  const local = await browserStats(call.pc);
+  const local = await browserStats(current.pc);
+  const stats = state.stats; // a hang-up during the awaits left it null
+  if (!stats || call !== current) return;
   state.browser = { rttMs: local.rttMs };
   const own = kinds && kinds.uplink.kind === "keypoints"
     ? `you send motion from this page, extract ${kinds.uplink.medianExtractMs().toFixed(1)} ms`
     : null;
-  renderSelfStats($("self-stats"), state.stats.self, state.stats.backend, local, own);
+  renderSelfStats($("self-stats"), stats.self, stats.backend, local, own);
   $("self-stats").textContent += `\n${describeLink(linkSample.rates)}`;
   if (state.vp8) $("self-stats").textContent += `\n${describeVp8(state.vp8, linkSample.rates)}`;
-  for (const tile of state.stats.tiles) {
+  for (const tile of stats.tiles) {
     const page = kinds && kinds.downlink.tileFigures ? kinds.downlink.tileFigures(tile.slot) : null;
     renderTileStats(tileFor(tile.slot).querySelector(".overlay"), tile, local, page);
   }

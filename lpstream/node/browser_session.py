@@ -24,9 +24,11 @@ from lpstream.node.browser_control import ControlMessageError, PortraitHeader
 from lpstream.node.endpoints import Downlink, Uplink
 from lpstream.node.router import Router
 from lpstream.node.shutdown import bounded
-from lpstream.rate_limit import TokenBucket
+from lpstream.rate_limit import LogLimiter, TokenBucket
 
 log = logging.getLogger("lpstream.node")
+quiet = LogLimiter(log)
+"""Per-message complaints: one line per peer per interval."""
 
 STATS_PERIOD_S = 2.0
 CONTROL_MESSAGES_PER_S = 60.0
@@ -115,7 +117,7 @@ class BrowserSession:
         receiver = next(t.receiver for t in self.pc.getTransceivers() if t.receiver.track is track)
         audio = self.audio.adopt_track(track, receiver)
         if not (audio or self.uplink.adopt_track(track, receiver)):
-            log.info("%s: ignoring a %s track", self.name, track.kind)
+            quiet.info(self.name, "%s: ignoring a %s track", self.name, track.kind)
 
     async def _on_state(self) -> None:
         if self.pc.connectionState in ("failed", "closed"):
@@ -125,7 +127,7 @@ class BrowserSession:
         if channel.label == "control":
             self._adopt_control(channel)
         elif not (self.uplink.adopt_channel(channel) or self.downlink.adopt_channel(channel)):
-            log.info("%s: ignoring data channel %r", self.name, channel.label)
+            quiet.info(self.name, "%s: ignoring data channel %.60r", self.name, channel.label)
 
     # -- control channel ---------------------------------------------------------------------
 

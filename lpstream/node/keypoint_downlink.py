@@ -28,9 +28,11 @@ from lpstream.node.meters import RateMeter
 from lpstream.node.portrait_image import Portrait
 from lpstream.node.shutdown import bounded
 from lpstream.protocol import PortraitRejectedError, PortraitSender, ProtocolError
-from lpstream.rate_limit import TokenBucket
+from lpstream.rate_limit import LogLimiter, TokenBucket
 
 log = logging.getLogger("lpstream.node")
+quiet = LogLimiter(log)
+"""Per-message complaints: one line per peer per interval."""
 
 MOTION_CHANNEL = "motion-down"
 PORTRAIT_CHANNEL = "portraits"
@@ -193,7 +195,13 @@ class KeypointDownlink:
             }
         )
         sender = self._portraits_out[source_id] = PortraitSender(encoded)
-        self.portraits.send(frame_packet(source_id, sender.offer()))
+        self._send_portrait_packet(source_id, sender.offer())
+
+    def _send_portrait_packet(self, source_id: str, packet: bytes) -> None:
+        # The channel may have closed while the portrait was prepared: the page left, or a
+        # hostile page closed it (that raised InvalidStateError in a task nobody awaited).
+        if self.portraits is not None and self.portraits.readyState == "open":
+            self.portraits.send(frame_packet(source_id, packet))
 
     # -- from the page -----------------------------------------------------------------------
 
@@ -221,12 +229,16 @@ class KeypointDownlink:
             if sender is None:
                 return
             for chunk in sender.on_reply(packet):
-                self.portraits.send(frame_packet(source_id, chunk))
+                self._send_portrait_packet(source_id, chunk)
         except PortraitRejectedError as exc:
-            log.warning("%s refused a portrait: %s", self.participant_id, exc)
+            quiet.warning(
+                self.participant_id, "%s refused a portrait: %s", self.participant_id, exc
+            )
         except (ValueError, ProtocolError) as exc:
             self.refused += 1
-            log.info("bad portrait reply from %s: %.200s", self.participant_id, exc)
+            quiet.info(
+                self.participant_id, "bad portrait reply from %s: %.200s", self.participant_id, exc
+            )
 
     async def close(self) -> None:
         router = self._context.router

@@ -42,8 +42,11 @@ from lpstream.protocol import (
     decode_message,
 )
 from lpstream.protocol.portrait import PortraitChunk, PortraitOffer, PortraitReply
+from lpstream.rate_limit import LogLimiter
 
 log = logging.getLogger("lpstream.node")
+quiet = LogLimiter(log)
+"""Per-message complaints: one line per peer per interval."""
 
 MAX_JSON_MESSAGE_BYTES = 512
 MOTION_BATCH_PACKETS = 3
@@ -285,7 +288,7 @@ class NodeLink:
             items = unpack_batch(message)
         except ValueError as exc:
             self.errors += 1
-            log.warning("bad motion frame from %s: %s", self.remote_node, exc)
+            quiet.warning(self.remote_node, "bad motion frame from %s: %s", self.remote_node, exc)
             return
         for participant_id, packet in items:
             if is_audio(packet):
@@ -302,7 +305,7 @@ class NodeLink:
             frame = decode_audio(packet)
         except ValueError as exc:
             self.errors += 1
-            log.warning("bad sound packet from %s: %s", self.remote_node, exc)
+            quiet.warning(self.remote_node, "bad sound packet from %s: %s", self.remote_node, exc)
             return
         self.audio_bytes_in.add(len(frame.payload))
         if self.events.audio is not None:
@@ -317,7 +320,9 @@ class NodeLink:
             self._protocol_message(participant_id, packet)
         except (ValueError, KeyError, TypeError, RecursionError, LpstreamError) as exc:
             self.errors += 1
-            log.warning("bad control message from %s: %.200s", self.remote_node, exc)
+            quiet.warning(
+                self.remote_node, "bad control message from %s: %.200s", self.remote_node, exc
+            )
 
     def _json_message(self, text: str) -> None:
         """`camera` and `face`, the link's two JSON messages (docs/protocol.md §10)."""

@@ -14,7 +14,7 @@ from typing import Any
 
 from lpstream.backend import BackendOptions
 from lpstream.backend_registry import choose_backend
-from lpstream.node import sctp_acks, sctp_text, wire_meter
+from lpstream.node import ice_consent, sctp_acks, sctp_text, wire_meter
 from lpstream.node.audio_forwarding import AudioForwarding
 from lpstream.node.browser_session import BrowserSession, SessionEvents, SessionInfo
 from lpstream.node.config import NodeConfig
@@ -52,6 +52,7 @@ class Node:
         sctp_acks.install()  # acknowledge every second packet, as browsers do
         sctp_text.install()  # a peer's non-UTF-8 text is dropped, not fatal to its connection
         wire_meter.install()  # bytes per connection at the UDP sockets, for /metrics
+        ice_consent.install()  # a busy loop's late consent answers still count (RFC 7675)
         self.uplinks = offered(UPLINKS, self.backend)
         """Kinds of uplink a page may ask for, the preferred first."""
         self.downlinks = offered(DOWNLINKS, self.backend)

@@ -28,8 +28,11 @@ from lpstream.node.portrait_image import Portrait
 from lpstream.node.shutdown import bounded
 from lpstream.node.stage_timing import StageTiming, run_timed
 from lpstream.protocol import DecodeStatus, FeedbackPacer, MotionDecoder
+from lpstream.rate_limit import LogLimiter
 
 log = logging.getLogger("lpstream.node")
+quiet = LogLimiter(log)
+"""Per-message complaints: one line per peer per interval."""
 
 
 class ReceiverStage:
@@ -88,7 +91,7 @@ class ReceiverStage:
             motion = self.decoder.decode(packet)
         except LpstreamError as exc:
             self.decode_errors += 1
-            log.warning("bad motion packet from %s: %s", self.source_id, exc)
+            quiet.warning(self.source_id, "bad motion packet from %s: %s", self.source_id, exc)
             return None
         if motion is not None:
             self._motion, self._stamp = motion, stamp

@@ -24,8 +24,11 @@ from lpstream.node.neutral_pose import SILENCE_S
 from lpstream.node.portrait_image import Portrait
 from lpstream.protocol import ProtocolError, Stats
 from lpstream.protocol.wire import Kind
+from lpstream.rate_limit import LogLimiter
 
 log = logging.getLogger("lpstream.node")
+quiet = LogLimiter(log)
+"""Per-message complaints: one line per peer per interval."""
 
 
 class MotionSink(Protocol):
@@ -161,7 +164,7 @@ class SourceRoute:
             merged = self._merger.on_feedback(key, packet)
         except ProtocolError as exc:
             self.bad_feedback += 1
-            log.warning("bad feedback for %s from %s: %s", self.id, key, exc)
+            quiet.warning(key, "bad feedback for %s from %s: %s", self.id, key, exc)
             return
         self._to_sender_safely(merged)
 

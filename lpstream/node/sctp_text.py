@@ -15,7 +15,11 @@ from typing import Any
 
 from aiortc.rtcsctptransport import RTCSctpTransport
 
+from lpstream.rate_limit import LogLimiter
+
 log = logging.getLogger("lpstream.node")
+quiet = LogLimiter(log)
+"""Per-message complaints: one line per peer per interval."""
 
 _installed = False
 _lock = threading.Lock()
@@ -37,7 +41,7 @@ def install() -> None:
                 await receive(self, stream_id, pp_id, data)
             except UnicodeDecodeError:
                 dropped += 1
-                log.warning("dropped a data-channel message whose text is not UTF-8")
+                quiet.warning(id(self), "dropped a data-channel message whose text is not UTF-8")
 
         RTCSctpTransport._data_channel_receive = tolerant_receive  # type: ignore[method-assign]
         _installed = True
