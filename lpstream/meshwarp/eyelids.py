@@ -13,8 +13,12 @@ import numpy as np
 
 LID_SKIN = {"left": (27, 28, 29, 30, 56), "right": (257, 258, 259, 260, 286)}
 """Vertices on the upper-lid skin just above each eye (image-left / image-right)."""
-FULLY_COVERED, UNCOVERED = 0.3, 0.6
-"""Target/source opening ratios at which the lid paint is fully on and fully off."""
+FULLY_COVERED, UNCOVERED = 0.2, 0.45
+"""Target/source opening ratios at which the lid paint is fully on and fully off. Was 0.3 /
+0.6: a squint (d3 narrows her eyes to about half) got skin paint over the iris, so the
+output's eyes read as more closed than the driver's and its irises were hidden
+(self-reenactment, bench/reenactment.py: d3 eye r 0.955 -> 0.968, gaze r 0.63 -> 0.67; d0
+eye r 0.972 -> 0.975; PSNR within 0.01 dB). A blink still ends fully painted."""
 FEATHER_PX = 1.0
 DILATE_PX = 1
 LASH_DARKNESS = 0.5

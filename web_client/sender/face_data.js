@@ -18,6 +18,6 @@ export const RATIO_POINTS = {"leftEyeLids": [159, 145], "leftEyeCorners": [33, 1
 /** lpstream.meshwarp.gaze: iris centres, eye corners (left to right), the exp rows whose z carry each eye's (along, across) iris offset, and its clip. */
 export const GAZE = {"irisCentres": [468, 473], "axes": [[33, 133], [362, 263]], "slots": [[10, 11], [12, 13]], "limit": 0.28};
 /** lpstream.meshwarp.smoothing: One-Euro tunings of the sender's motion. */
-export const SMOOTHING = {"angles": {"minCutoffHz": 6.0, "beta": 0.3}, "placement": {"minCutoffHz": 6.0, "beta": 30.0}, "expression": {"minCutoffHz": 10.0, "beta": 150.0}};
+export const SMOOTHING = {"angles": {"minCutoffHz": 6.0, "beta": 0.3}, "placement": {"minCutoffHz": 6.0, "beta": 30.0}, "expression": {"minCutoffHz": 10.0, "beta": 600.0}};
 /** lpstream.face.tracker.FaceTracker's defaults, as MeshwarpSender builds it. */
 export const TRACKER = {"min_face_px": 40.0, "min_face_fraction": 0.05, "min_iou": 0.3, "max_centre_jump": 0.5, "hold_frames": 3, "reacquire_after": 15, "max_faces": 2, "mask_grow": 1.4, "lock_iou": 0.5};
