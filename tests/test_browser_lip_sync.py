@@ -66,6 +66,11 @@ async def test_a_keypoint_tile_shows_the_mouth_when_its_sound_plays(
     try:
         synced = await measure(ann, bob, MEASURE_S)
         _report("keypoints, synced", synced)
+        waits = await bob.evaluate(
+            "() => [...window.lpstream.kinds.downlink.audioDelays.values()]"
+            ".map((d) => [d.jitterMs, d.playoutMs])"
+        )
+        print(f"the voice's wait now (jitter buffer, playout) ms: {waits}")
         assert len(synced.events_ms) >= 4
         assert TARGET_MS[0] <= synced.median_ms <= TARGET_MS[1]
         assert handles[2] == [], handles[2]

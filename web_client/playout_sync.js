@@ -52,6 +52,8 @@ export class ArrivalMapping {
 export class AudioPlayoutDelay {
   constructor() {
     this.ms = 0;
+    this.jitterMs = 0; // in the jitter buffer
+    this.playoutMs = 0; // from the jitter buffer to the audio device (media-playout stats)
     this.previous = null;
   }
 
@@ -66,11 +68,11 @@ export class AudioPlayoutDelay {
     const before = this.previous;
     this.previous = now;
     if (!before || now.emitted <= before.emitted) return this.ms;
-    let seconds = (now.delay - before.delay) / (now.emitted - before.emitted);
+    this.jitterMs = ((now.delay - before.delay) / (now.emitted - before.emitted)) * 1000;
     if (now.playoutSamples > before.playoutSamples) {
-      seconds += (now.playoutDelay - before.playoutDelay) / (now.playoutSamples - before.playoutSamples);
+      this.playoutMs = ((now.playoutDelay - before.playoutDelay) / (now.playoutSamples - before.playoutSamples)) * 1000;
     }
-    this.ms = Math.min(Math.max(seconds * 1000, 0), MAX_DELAY_MS);
+    this.ms = Math.min(Math.max(this.jitterMs + this.playoutMs, 0), MAX_DELAY_MS);
     return this.ms;
   }
 }
