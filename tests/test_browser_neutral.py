@@ -98,9 +98,14 @@ def _count(samples: list[dict[str, Any]], **wanted: Any) -> int:
     return sum(all(s[k] == v for k, v in wanted.items()) for s in samples)
 
 
-def _settled(samples: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Samples at rest whose predecessor was at rest too (the rest frame is rendered)."""
-    return [b for a, b in itertools.pairwise(samples) if a["neutral"] == b["neutral"] == 1.0]
+def _settled(samples: list[dict[str, Any]], hold: int = 1) -> list[dict[str, Any]]:
+    """Samples at rest whose `hold` predecessors were at rest too (the rest frame is
+    rendered; a page that lip-syncs a node's video shows it up to its sound's delay later)."""
+    return [
+        s
+        for i, s in enumerate(samples)
+        if i >= hold and all(p["neutral"] == 1.0 for p in samples[i - hold : i + 1])
+    ]
 
 
 def _to_portrait(sample: dict[str, Any]) -> float:
@@ -268,14 +273,14 @@ async def test_a_video_tile_rendered_by_the_node_rests_and_follows_the_voice(
         await cy.click("#voice-mouth")  # off: the page tells the node
         await asyncio.sleep(0.5)
         quiet = await _node_samples(
-            cy, tile, 40.0, lambda s: _count(s, neutral=0.0) >= 4 and len(_settled(s)) >= 3
+            cy, tile, 40.0, lambda s: _count(s, neutral=0.0) >= 4 and len(_settled(s, 3)) >= 3
         )
         await cy.click("#voice-mouth")
         voiced = await _node_samples(
             cy, tile, 30.0, lambda s: _count(s, voice=True) >= 3 and _count(s, badge=True) >= 1
         )
 
-        settled = _settled(quiet)
+        settled = _settled(quiet, 3)  # ≈ 1 s at rest: longer than the page's A/V sync delay
         live = [s for s in quiet if s["neutral"] == 0.0]
         to_rest = [float(np.abs(_grey(s["frame"]) - _grey(rest_frame)).mean()) for s in live]
         print(

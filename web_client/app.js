@@ -327,6 +327,8 @@ async function chooseKinds(kept = null) {
           return { eyeOpen: c.eye, lipOpen: c.lip, headMotion: c.head, stitching: c.stitching, voiceMouth: c.voice };
         },
         voiceLevel: (slot) => (voiceLevels ? voiceLevels.level(slot) : null),
+        audioReceiver: (slot) => (call && call.audioTransceivers[slot] ? call.audioTransceivers[slot].receiver : null),
+        lipSync: params.get("lipsync") !== "0",
       });
       why.push(forced.down ? "keypoints down: asked for" : "keypoints down: this page renders the others");
     } else {

@@ -11,6 +11,7 @@ import {
   unframePacket,
 } from "./codec/index.js";
 import { NeutralPose } from "./neutral_pose.js";
+import { AudioPlayoutDelay, PlayoutSync } from "./playout_sync.js";
 import { MeshwarpGLRenderer } from "./render/renderer.js";
 
 function fromHex(text) {
@@ -29,11 +30,15 @@ class TileRenderer {
 }
 
 export class KeypointDownlink {
-  constructor({ canvasFor, controls, voiceLevel = () => null }) {
+  constructor({ canvasFor, controls, voiceLevel = () => null, audioReceiver = () => null, lipSync = true }) {
     this.kind = "keypoints";
     this.canvasFor = canvasFor; // slot -> <canvas>
     this.controls = controls; // () -> {eyeOpen, lipOpen, headMotion, stitching, voiceMouth}
     this.voiceLevel = voiceLevel; // slot -> the voice on that tile now, -dBov, or null
+    this.audioReceiver = audioReceiver; // slot -> the RTCRtpReceiver of that tile's voice, or null
+    this.lipSync = lipSync; // false: motion is drawn as it arrives (to measure what sync does)
+    this.audioDelays = new Map(); // slot -> AudioPlayoutDelay
+    this.statsTimer = null;
     this.sources = new Map(); // source id -> {decoder, pacer, motion, fresh, face, resetPending}
     this.slotOf = new Map(); // source id -> slot
     this.tiles = new Map(); // slot -> TileRenderer
@@ -64,13 +69,35 @@ export class KeypointDownlink {
       this.animation = requestAnimationFrame(frame);
     };
     this.animation = requestAnimationFrame(frame);
+    this.statsTimer = setInterval(() => this.readAudioDelays(), 500);
+  }
+
+  /** Each tile's voice wait (playout_sync.js), read from its receiver's stats. */
+  async readAudioDelays() {
+    for (const slot of new Set(this.slotOf.values())) {
+      const receiver = this.audioReceiver(slot);
+      if (!receiver) continue;
+      let inbound = null;
+      const report = await receiver.getStats();
+      report.forEach((s) => { if (s.type === "inbound-rtp" && s.kind === "audio") inbound = s; });
+      if (!inbound) continue;
+      const playout = inbound.playoutId ? report.get(inbound.playoutId) : null;
+      if (!this.audioDelays.has(slot)) this.audioDelays.set(slot, new AudioPlayoutDelay());
+      this.audioDelays.get(slot).update(inbound, playout);
+    }
+  }
+
+  audioDelayMs(id) {
+    const delay = this.audioDelays.get(this.slotOf.get(id));
+    return delay ? delay.ms : 0;
   }
 
   source(id) {
     let source = this.sources.get(id);
     if (!source) {
       const decoder = new MotionDecoder();
-      source = { decoder, pacer: new FeedbackPacer(decoder), motion: null, fresh: false, face: null, resetPending: false, packets: 0, neutral: new NeutralPose(), shown: null, pose: null };
+      source = { decoder, pacer: new FeedbackPacer(decoder), motion: null, fresh: false, face: null, resetPending: false, packets: 0, neutral: new NeutralPose(), shown: null, pose: null,
+        sync: new PlayoutSync({ audioDelayMs: () => this.audioDelayMs(id), enabled: this.lipSync }) };
       this.sources.set(id, source);
     }
     return source;
@@ -88,12 +115,13 @@ export class KeypointDownlink {
     source.packets += 1;
     try {
       const motion = source.decoder.decode(packet);
+      // Shown when the voice of that moment plays (renderDue), not now.
+      const timed = source.decoder.lastStatus === DecodeStatus.DECODED || source.decoder.lastStatus === DecodeStatus.NO_FACE;
+      const timestamp = timed ? source.decoder.lastTimestampMs : null;
       if (motion) {
-        source.motion = motion;
-        source.fresh = true;
-        source.neutral.onMotion(motion, performance.now() / 1000);
+        source.sync.push({ motion, senderMs: source.decoder.lastTimestampMs }, timestamp, performance.now());
       } else if (source.decoder.lastStatus === DecodeStatus.NO_FACE) {
-        source.neutral.onNoFace();
+        source.sync.push({ noFace: true }, timestamp, performance.now());
       }
     } catch {
       return; // a bad packet costs that frame only
@@ -177,6 +205,19 @@ export class KeypointDownlink {
 
   renderDue() {
     const controls = this.controls();
+    const now = performance.now();
+    for (const source of this.sources.values()) {
+      for (const item of source.sync.due(now)) {
+        if (item.noFace) {
+          source.neutral.onNoFace();
+        } else {
+          source.motion = item.motion;
+          source.senderMs = item.senderMs;
+          source.fresh = true;
+          source.neutral.onMotion(item.motion, now / 1000); // where the frame is shown
+        }
+      }
+    }
     for (const [id, source] of this.sources) {
       const tile = this.tiles.get(this.slotOf.get(id));
       if (!tile || !tile.ready || tile.sourceId !== id || source.motion === null) continue;
@@ -197,7 +238,7 @@ export class KeypointDownlink {
       tile.renderer.render(pose.motion, pose.controls);
       tile.renderMs.push(performance.now() - start);
       // (sender timestamp, wall time drawn) of recent frames, for latency measurements.
-      if (fresh) this.drawn.push({ id, senderMs: source.decoder.lastTimestampMs, at: Date.now() });
+      if (fresh) this.drawn.push({ id, senderMs: source.senderMs, at: Date.now() });
       if (this.drawn.length > 500) this.drawn.shift();
       if (tile.renderMs.length > 50) tile.renderMs.shift();
       tile.frames += 1;
@@ -221,6 +262,7 @@ export class KeypointDownlink {
 
   close() {
     cancelAnimationFrame(this.animation);
+    clearInterval(this.statsTimer);
     for (const tile of this.tiles.values()) tile.renderer.close();
     this.tiles.clear();
   }

@@ -41,6 +41,7 @@ from typing import Any
 import av
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
+from lpstream.node.media_clock import join_tile_stream
 from lpstream.node.meters import RateMeter
 from lpstream.node.opus_sdp import tune_opus
 
@@ -130,10 +131,13 @@ class SlotTrack(MediaStreamTrack):
 
     kind = "audio"
 
-    def __init__(self) -> None:
+    def __init__(self, delay: Callable[[], float] = lambda: 0.0) -> None:
+        """`delay`: how long (s) each packet is held after it arrived: the lag of the tile's
+        node-rendered video, so both leave equally late (lip sync, `media_clock.py`)."""
         super().__init__()
-        self._queue: asyncio.Queue[av.Packet] = asyncio.Queue()
+        self._queue: asyncio.Queue[tuple[av.Packet, float]] = asyncio.Queue()
         self.source: AudioSource | None = None
+        self.delay = delay
 
     def listen_to(self, source: AudioSource | None) -> None:
         if self.source is source:
@@ -147,12 +151,16 @@ class SlotTrack(MediaStreamTrack):
     def _feed(self, packet: av.Packet) -> None:
         if self._queue.qsize() >= QUEUE_PACKETS:
             self._queue.get_nowait()
-        self._queue.put_nowait(packet)
+        self._queue.put_nowait((packet, time.monotonic()))
 
     async def recv(self) -> av.Packet:  # type: ignore[override]
         if self.readyState != "live":
             raise MediaStreamError
-        return await self._queue.get()
+        packet, arrived = await self._queue.get()
+        wait = arrived + self.delay() - time.monotonic()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        return packet
 
     def stop(self) -> None:
         self.listen_to(None)
@@ -224,12 +232,13 @@ class AudioSeat:
 
         receiver._handle_rtp_packet = forwarding
 
-    def prepare(self, pc: Any) -> None:
-        """One outgoing track per audio transceiver the page offered (its tiles)."""
+    def prepare(self, pc: Any, delay: Callable[[int], float] = lambda slot: 0.0) -> None:
+        """One outgoing track per audio transceiver the page offered (its tiles), each in its
+        tile's stream; `delay(slot)` is how long that tile's voice is held (`SlotTrack`)."""
         offered = sum(1 for t in pc.getTransceivers() if t.kind == "audio")
-        self.tracks = [SlotTrack() for _ in range(offered)]
-        for track in self.tracks:
-            pc.addTrack(track)
+        self.tracks = [SlotTrack(lambda slot=slot: delay(slot)) for slot in range(offered)]
+        for slot, track in enumerate(self.tracks):
+            join_tile_stream(pc.addTrack(track), slot)
         self.show(self.slots)
 
     def tune_answer(self, sdp: str) -> str:

@@ -12,6 +12,8 @@ import av
 import numpy as np
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
+from lpstream.node.media_clock import SendLag
+
 VIDEO_CLOCK_RATE = 90000
 VIDEO_TIME_BASE = fractions.Fraction(1, VIDEO_CLOCK_RATE)
 IDLE_FPS = 2.0
@@ -50,16 +52,23 @@ class AvatarTrack(MediaStreamTrack):
         self._last_sent = 0.0
         self._new_frame = asyncio.Event()
         self._pending_stamp: float | None = None
+        self._pending_content: float | None = None
+        self.lag = SendLag()
+        """How much later than their content time new frames leave (`media_clock.py`)."""
         self._has_pending = False
         self.frames_sent = 0
         self.published = 0
         self.on_sent: list[Callable[[float | None], None]] = []
         """Called with the frame's camera arrival time when a newly published frame goes out."""
 
-    def publish(self, rgb: np.ndarray, stamp: float | None = None) -> None:
-        """Send `rgb` (H, W, 3 uint8) next; `stamp` is its camera frame's arrival time."""
+    def publish(
+        self, rgb: np.ndarray, stamp: float | None = None, content: float | None = None
+    ) -> None:
+        """Send `rgb` (H, W, 3 uint8) next; `stamp` is its camera frame's arrival time,
+        `content` its motion's content time (`media_clock.ArrivalMapping`), both monotonic."""
         self._frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
         self._pending_stamp = stamp
+        self._pending_content = content
         self._has_pending = True
         self.published += 1
         self._new_frame.set()
@@ -89,6 +98,8 @@ class AvatarTrack(MediaStreamTrack):
         self.frames_sent += 1
         if self._has_pending:
             self._has_pending = False
+            if self._pending_content is not None:
+                self.lag.add(now - self._pending_content)
             for callback in self.on_sent:
                 callback(self._pending_stamp)
         return frame

@@ -105,7 +105,7 @@ class BrowserSession:
     async def accept_offer(self, sdp: str) -> str:
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
         self.downlink.prepare(self.pc)
-        self.audio.prepare(self.pc)
+        self.audio.prepare(self.pc, self.downlink.audio_delay)
         await self.pc.setLocalDescription(await self.pc.createAnswer())
         self._spawn(self._stats_loop())
         return self.audio.tune_answer(self.pc.localDescription.sdp)

@@ -35,3 +35,6 @@ class NodeConfig:
     """Avatar tracks per browser connection (room size − 1)."""
     workers: int = 2
     """Threads running the CPU-heavy stages (extraction, rendering, decoding)."""
+    lip_sync: bool = True
+    """Node-rendered tiles: one stream per tile's video and voice, the voice held as long as
+    the video is late (`media_clock.py`). Off only to measure what it does."""

@@ -75,6 +75,10 @@ class Downlink(Protocol):
 
     def adopt_channel(self, channel: Any) -> bool: ...
 
+    def audio_delay(self, slot: int) -> float:
+        """How long (s) the node holds tile `slot`'s voice to keep it with the picture."""
+        ...
+
     def show(self, slots: list[str | None]) -> None:
         """Which source each tile shows now (None: an empty tile)."""
         ...

@@ -89,6 +89,10 @@ class KeypointDownlink:
     def prepare(self, pc: Any) -> None:
         pass  # nothing to send on RTP: the page renders
 
+    def audio_delay(self, slot: int) -> float:
+        """The page lines motion up with the voice itself (web_client/playout_sync.js)."""
+        return 0.0
+
     def adopt_channel(self, channel: Any) -> bool:
         if channel.label == MOTION_CHANNEL and self.motion is None:
             self.motion = channel

@@ -22,6 +22,7 @@ from lpstream.backend import AvatarRenderer, Controls
 from lpstream.errors import LpstreamError
 from lpstream.motion import Motion
 from lpstream.node.avatar_track import AvatarTrack
+from lpstream.node.media_clock import ArrivalMapping
 from lpstream.node.meters import LatencyMeter, RateMeter
 from lpstream.node.neutral_pose import NeutralPose, Pose
 from lpstream.node.portrait_image import Portrait
@@ -73,6 +74,9 @@ class ReceiverStage:
         self.wake = asyncio.Event()
         self._motion: Motion | None = None
         self._stamp: float | None = None
+        self._content: float | None = None
+        self.clock = ArrivalMapping()
+        """The sender's motion timestamps on this node's clock (lip sync, `media_clock.py`)."""
         self._version = 0
         self._rendered_version = 0
         self._portrait: Portrait | None = None
@@ -95,6 +99,13 @@ class ReceiverStage:
             return None
         if motion is not None:
             self._motion, self._stamp = motion, stamp
+            decoded = self.decoder.last_status is DecodeStatus.DECODED
+            timestamp = self.decoder.last_timestamp_ms
+            self._content = (
+                self.clock.add(timestamp, time.monotonic())
+                if decoded and timestamp is not None
+                else None
+            )
             self._version += 1
             self.neutral.on_motion(motion, time.monotonic())
             self.wake.set()
@@ -154,6 +165,7 @@ class ReceiverStage:
                 fresh = self._version != self._rendered_version
                 # Only a frame of new motion has a camera time to measure latency from.
                 stamp = self._stamp if fresh else None
+                content = self._content if fresh else None
                 if fresh:
                     self._rendered_version = self._version
                     if self._new_face:  # at the new face's first motion, not on a tick before
@@ -175,7 +187,7 @@ class ReceiverStage:
                     pose.motion,
                     pose.controls,
                 )
-                self.track.publish(frame, stamp)
+                self.track.publish(frame, stamp, content)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # one bad portrait or frame must not end the call

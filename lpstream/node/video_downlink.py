@@ -13,6 +13,7 @@ from typing import Any
 from lpstream.backend import Controls
 from lpstream.node.avatar_track import AvatarTrack
 from lpstream.node.endpoints import EndpointContext
+from lpstream.node.media_clock import join_tile_stream
 from lpstream.node.receiver_stage import ReceiverStage
 from lpstream.node.shutdown import bounded
 
@@ -39,8 +40,16 @@ class VideoDownlink:
         for track in self.tracks[offered:]:
             track.stop()
         self.tracks, self.slots = self.tracks[:offered], self.slots[:offered]
-        for track in self.tracks:
-            pc.addTrack(track)
+        for slot, track in enumerate(self.tracks):
+            sender = pc.addTrack(track)
+            if self._context.config.lip_sync:
+                join_tile_stream(sender, slot)  # with its voice: the browser syncs them
+
+    def audio_delay(self, slot: int) -> float:
+        """Hold tile `slot`'s voice as long as its frames are late (`media_clock.py`)."""
+        if not self._context.config.lip_sync or slot >= len(self.tracks):
+            return 0.0
+        return self.tracks[slot].lag.seconds
 
     def adopt_channel(self, channel: Any) -> bool:
         return False

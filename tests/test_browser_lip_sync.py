@@ -1,0 +1,93 @@
+"""Lip sync end to end in headless Chromium, in both downlink kinds: a talking clip whose
+sound bursts come exactly at its mouth openings (tests/lip_sync.py) is the fake camera and
+microphone; one page sends it, the other shows it — rendered by the page itself (keypoints)
+or by the node (video) — and the offset the call adds, sound − mouth, has a median within
+EBU R37's −40 … +60 ms. What fails without the sync: tests/test_playout_sync.py (the page's
+schedule, on and off) and tests/test_media_clock.py (the node's clock, stream ids and the held
+voice, on and off); bench/lip_sync.py measures both kinds with the sync off too.
+"""
+
+from __future__ import annotations
+
+import statistics
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import shared_file
+from tests.lip_sync import TARGET_MS, measure, write_clip
+from tests.test_browser_keypoints import (  # noqa: F401 (fixtures)
+    close_pages,
+    fake_camera,
+    live_tile,
+    open_pages,
+    server,
+)
+
+pytestmark = pytest.mark.slow
+
+MEASURE_S = 30.0
+"""Nine events at 3.2 s each."""
+
+
+@pytest.fixture
+def talking_clip(fake_camera: Path, tmp_path: Path) -> tuple[Path, Path]:  # noqa: F811
+    video, sound = tmp_path / "talking.y4m", tmp_path / "talking.wav"
+    write_clip(shared_file("media/d6.mp4"), video, sound)
+    return video, sound
+
+
+def _report(name: str, offsets: Any) -> None:
+    print(
+        f"{name}: sound − mouth median {offsets.median_ms:+.0f} ms, p90 |offset| "
+        f"{offsets.p90_abs_ms:.0f} ms over {len(offsets.events_ms)} events "
+        f"({', '.join(f'{e:+.0f}' for e in offsets.events_ms)}); latency: sound "
+        f"{statistics.median(offsets.sound_latency_ms or [float('nan')]):.0f} ms, mouth "
+        f"{statistics.median(offsets.mouth_latency_ms or [float('nan')]):.0f} ms"
+    )
+
+
+async def _call(node: Any, clip: tuple[Path, Path], receiver_query: str, kind: str) -> Any:
+    handles, pages = await open_pages(
+        node, clip[0], ["room=lips&name=ann", f"room=lips&name=bob{receiver_query}"], clip[1]
+    )
+    for page in pages:
+        await page.wait_for_function("() => window.lpstream.phase === 'in-call'", timeout=30000)
+    await live_tile(pages[1], kind)
+    return handles, pages
+
+
+async def test_a_keypoint_tile_shows_the_mouth_when_its_sound_plays(
+    server: Any,  # noqa: F811
+    talking_clip: tuple[Path, Path],
+) -> None:
+    handles, (ann, bob) = await _call(server, talking_clip, "", "canvas")
+    try:
+        synced = await measure(ann, bob, MEASURE_S)
+        _report("keypoints, synced", synced)
+        waits = await bob.evaluate(
+            "() => [...window.lpstream.kinds.downlink.audioDelays.values()]"
+            ".map((d) => [d.jitterMs, d.playoutMs])"
+        )
+        print(f"the voice's wait now (jitter buffer, playout) ms: {waits}")
+        assert len(synced.events_ms) >= 4
+        assert TARGET_MS[0] <= synced.median_ms <= TARGET_MS[1]
+        assert handles[2] == [], handles[2]
+    finally:
+        await close_pages(handles)
+
+
+async def test_a_node_rendered_tile_is_in_sync_with_its_sound(
+    server: Any,  # noqa: F811
+    talking_clip: tuple[Path, Path],
+) -> None:
+    handles, (ann, bob) = await _call(server, talking_clip, "&downlink=video", "video")
+    try:
+        synced = await measure(ann, bob, MEASURE_S)
+        _report("video, synced", synced)
+        assert len(synced.events_ms) >= 4
+        assert TARGET_MS[0] <= synced.median_ms <= TARGET_MS[1]
+        assert handles[2] == [], handles[2]
+    finally:
+        await close_pages(handles)
