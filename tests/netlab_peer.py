@@ -93,14 +93,10 @@ class Heard:
             while True:  # drained, as a page plays it
                 await track.recv()
 
-    def within(self, start: float) -> dict[str, list[float]]:
+    def within(self, start: float) -> dict[str, Any]:
         kept = [(t, ts) for t, ts in zip(self.arrivals, self.timestamps, strict=True) if t >= start]
         heard = len({ts for _, ts in kept}) * FRAME_MS / 1000
-        return {"audio_at": [t for t, _ in kept], "audio_s": [heard]}
-
-
-def microphone(speech: np.ndarray) -> OpusMicrophone:
-    return OpusMicrophone(speech)
+        return {"audio_at": [t for t, _ in kept], "audio_s": heard}
 
 
 def peer_connection() -> RTCPeerConnection:
@@ -152,7 +148,7 @@ async def keypoints(
     listeners: list[asyncio.Task[None]] = []
     try:
         for index, page in enumerate(pages):
-            await page.join(motions[index * OFFSET :], microphone(speech))
+            await page.join(motions[index * OFFSET :], OpusMicrophone(speech))
             page.upload(jpeg(frames[index * 10][:, 40:280]))
         listeners = [asyncio.create_task(heard[p.name].listen(p)) for p in pages]
         await steady(lambda: all(len(p.shown) >= 10 and heard[p.name].arrivals for p in pages))
@@ -212,7 +208,7 @@ async def camera(
     watchers: list[asyncio.Task[None]] = []
     try:
         for index, page in enumerate(pages):
-            await page.join(FileCamera(frames[index * OFFSET :]), microphone(speech))
+            await page.join(FileCamera(frames[index * OFFSET :]), OpusMicrophone(speech))
             page.upload(jpeg(frames[index * 10][:, 40:280]))
         watchers = [asyncio.create_task(watch(p)) for p in pages]
         watchers += [asyncio.create_task(heard[p.name].listen(p)) for p in pages]
@@ -258,7 +254,7 @@ def figures(report: dict[str, Any], blackouts: list[tuple[float, float]]) -> dic
         }
         if "audio_at" in page:
             heard_at = [start, *page["audio_at"], end]
-            entry["audio_s_per_s"] = round(sum(page["audio_s"]) / (end - start), 3)
+            entry["audio_s_per_s"] = round(page["audio_s"] / (end - start), 3)
             entry["audio_longest_gap_s"] = round(float(np.diff(heard_at).max()), 3)
         if blackouts:
             _, black_end = blackouts[-1]

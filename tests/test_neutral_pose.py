@@ -8,10 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import json
 import math
-import shutil
-import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -41,6 +38,7 @@ from lpstream.node.receiver_stage import ReceiverStage
 from lpstream.node.router import Router
 from lpstream.protocol import LANDMARKS, DecodeStatus, MotionDecoder, MotionEncoder
 from tests.conftest import shared_file
+from tests.node_js import run_module
 
 FPS = 25
 DT = 1.0 / FPS
@@ -424,9 +422,6 @@ def _python_run(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def test_the_page_and_the_node_pose_alike(clip) -> None:
-    node = shutil.which("node")
-    if node is None:
-        pytest.skip("node (Node.js ≥ 20) is not installed")
     events = _script(clip)
     module = (WEB_CLIENT / "neutral_pose.js").as_uri()
     runner = f"""
@@ -451,15 +446,7 @@ for (const e of events) {{
 }}
 console.log(JSON.stringify(out));
 """
-    result = subprocess.run(
-        [node, "--input-type=module", "-e", runner],
-        input=json.dumps(events),
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=True,
-    )
-    js = json.loads(result.stdout)
+    js = run_module(runner, events)
     py = _python_run(events)
     assert len(js) == len(py)
     assert {p["voice"] for p in py} == {True, False}, "the script covers both label states"

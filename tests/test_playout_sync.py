@@ -5,33 +5,16 @@ frames due at once when switched off."""
 
 from __future__ import annotations
 
-import json
-import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from lpstream.node.media_clock import ArrivalMapping
+from tests.node_js import run_module
 from tests.test_media_clock import jittered_trip
 
 WEB_CLIENT = Path(__file__).resolve().parent.parent / "web_client"
-
-
-def _node(runner: str, data: object) -> object:
-    node = shutil.which("node")
-    if node is None:
-        pytest.skip("node (Node.js ≥ 20) is not installed")
-    result = subprocess.run(
-        [node, "--input-type=module", "-e", runner],
-        input=json.dumps(data),
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=True,
-    )
-    return json.loads(result.stdout)
 
 
 MODULE = (WEB_CLIENT / "playout_sync.js").as_uri()
@@ -47,7 +30,7 @@ const frames = JSON.parse(readFileSync(0, "utf8"));
 const out = frames.map(([ts, arrival]) => mapping.add(ts, arrival * 1000));
 console.log(JSON.stringify(out));
 """
-    js = np.array(_node(runner, frames)) / 1000
+    js = np.array(run_module(runner, frames)) / 1000
     python = ArrivalMapping(10.0)
     py = np.array([python.add(ts, arrival) for ts, arrival in frames])
     assert np.allclose(js, py, atol=1e-6)
@@ -84,7 +67,7 @@ for (let t = frames[0][1] * 1000; t < frames[frames.length - 1][1] * 1000 + 1500
 }}
 console.log(JSON.stringify({{ waited, ...shown }}));
 """
-    out = _node(runner, frames)
+    out = run_module(runner, frames)
     assert out["waited"] == pytest.approx(230.0)  # 200 ms jitter buffer + 30 ms playout
     synced = out["synced"]
     assert [i for i, _ in synced] == list(range(len(frames))), "every frame, in order"

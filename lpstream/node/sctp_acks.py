@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from struct import pack
 from typing import Any
 
 from aiortc.rtcsctptransport import (
@@ -25,7 +26,6 @@ from aiortc.rtcsctptransport import (
     DataChunk,
     RTCSctpTransport,
     SackChunk,
-    serialize_packet,
 )
 from google_crc32c import value as crc32c
 
@@ -116,15 +116,12 @@ def _sack_chunk(transport: Any) -> SackChunk:
 
 
 def bundle(transport: Any, chunks: list[Any]) -> bytes:
-    """One SCTP packet of `transport` carrying `chunks` in order (control chunks first)."""
-    first = serialize_packet(
-        transport._local_port, transport._remote_port, transport._remote_verification_tag,
-        chunks[0],
-    )  # fmt: skip
-    if len(chunks) == 1:
-        return first
-    header = first[:8]
-    body = first[12:] + b"".join(bytes(chunk) for chunk in chunks[1:])
+    """One SCTP packet of `transport` carrying `chunks` in order (control chunks first):
+    common header, then the chunks, checksummed once."""
+    header = pack(
+        "!HHL", transport._local_port, transport._remote_port, transport._remote_verification_tag
+    )
+    body = b"".join(bytes(chunk) for chunk in chunks)
     checksum = crc32c(header + b"\x00\x00\x00\x00" + body)
     return header + checksum.to_bytes(4, "little") + body
 
