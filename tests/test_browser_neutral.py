@@ -170,7 +170,9 @@ async def test_a_vanished_face_rests_and_its_mouth_follows_the_voice(
         # stays at rest for longer than the clip's own blank part.
         await ann.click("#camera-off")
         sent = "() => window.lpstream.kinds.uplink.framesSent"
-        await asyncio.sleep(2.0)  # SILENCE_S, then the ease
+        # SILENCE_S, then the ease, after the last motion is drawn: up to the tile's voice
+        # wait (playout_sync.js MAX_DELAY_MS, 1 s) after it arrived
+        await asyncio.sleep(3.0)
         before = await ann.evaluate(sent)
         off = await _samples(bob, 3.0)
         assert await ann.evaluate(sent) == before, "a camera that is off sends nothing"
