@@ -130,6 +130,7 @@ def render_module() -> str:
         + "];",
         f"export const GAZE_ALONG_LIMIT = {_number(gaze.ALONG_LIMIT)};",
         f"export const GAZE_ACROSS_GAIN = {_number(gaze.ACROSS_GAIN)};",
+        f"export const IRIS_CORE = {_number(gaze.IRIS_CORE)};",
         "",
         "/** Face triangles (898·3 vertex ids). */",
         "export const FACE_TRIANGLES = new Uint16Array([",

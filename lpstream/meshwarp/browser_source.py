@@ -72,7 +72,7 @@ def browser_source(renderer: MeshwarpRenderer) -> dict[str, Any]:
         "lidRgb": _flat(np.stack(source.lid_rgb), 4),
         "eyeRatios": [float(r) for r in source.eye_ratios],
         "faceBox": _flat(np.concatenate([points.min(axis=0), points.max(axis=0)]), 5),
-        "irisPoints": _flat(source.vertices[-2:], 5),
+        "irisPoints": _flat(source.irises, 5),
         "irisAlong": _flat(source.iris_along, 8),
         "irisFraction": _flat(source.iris_fraction, 8),
     }

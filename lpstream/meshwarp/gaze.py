@@ -13,7 +13,11 @@ The renderer zeroes those four components before spreading the control points' m
 
 Render: each eye opening gets a fan of triangles around an iris vertex (drawn over the face's
 own eye triangles); the vertex moves by the driver's change of gaze, clipped so it stays well
-inside the target opening, and the fan carries iris and eye white along smoothly.
+inside the target opening, and the fan carries iris and eye white along smoothly. An inner
+ring on the fan's rays (IRIS_CORE of the way out) keeps its source distance from the iris
+vertex (times the eye's change of width) when the eye opens wider than the source's, so the
+iris keeps its size and roundness and only the band next to the lids stretches; when the
+eye narrows the ring stays at IRIS_CORE of each ray and the lids clip the iris.
 """
 
 from __future__ import annotations
@@ -49,6 +53,8 @@ ALONG_LIMIT = 0.24
 """Drawn iris centre at most this far from the eye's middle along the eye, eye widths."""
 ACROSS_GAIN = 0.0
 """Share of the driver's up/down gaze change drawn (see below)."""
+IRIS_CORE = 0.6
+"""Share of each fan ray (iris vertex to lid vertex) that keeps its source length."""
 FRACTION_RANGE = (0.3, 0.7)
 """The iris vertex stays between these fractions of the way from the upper to the lower lid."""
 
@@ -127,10 +133,46 @@ def iris_targets(
     return out
 
 
-def fan_triangles(iris_ids: tuple[int, int]) -> np.ndarray:
-    """(2·L, 3) int32 triangles joining each iris vertex to its eye opening's loop."""
+def core_sources(points: np.ndarray, irises: np.ndarray) -> np.ndarray:
+    """(2·L, 2) source pixels of both eyes' inner ring: IRIS_CORE of the way from each iris
+    centre `irises` (2, 2) to its opening's loop vertices in `points` (N ≥ 468, 2)."""
+    rings = [
+        irises[eye] + IRIS_CORE * (points[list(loop)] - irises[eye])
+        for eye, loop in enumerate(EYE_LOOPS)
+    ]
+    return np.concatenate(rings)
+
+
+def core_targets(
+    target: np.ndarray, irises: np.ndarray, source: np.ndarray, source_irises: np.ndarray
+) -> np.ndarray:
+    """(2·L, 2) target pixels of the inner ring: on each target ray from the iris vertex
+    `irises` (2, 2) to its loop vertex, at IRIS_CORE of the ray or the source ray's core
+    length times the eye's change of width (`source`, `source_irises`: the source's points
+    and iris centres), whichever is shorter."""
+    rings = []
+    for eye, loop in enumerate(EYE_LOOPS):
+        left, right = EYE_AXES[eye]
+        width = np.linalg.norm(target[right] - target[left])
+        scale = width / max(float(np.linalg.norm(source[right] - source[left])), 1e-6)
+        ray = target[list(loop)] - irises[eye]
+        length = np.maximum(np.linalg.norm(ray, axis=1), 1e-6)
+        held = np.linalg.norm(source[list(loop)] - source_irises[eye], axis=1) * scale
+        reach = IRIS_CORE * np.minimum(length, held)
+        rings.append(irises[eye] + ray * (reach / length)[:, None])
+    return np.concatenate(rings)
+
+
+def fan_triangles(iris_ids: tuple[int, int], core_start: int) -> np.ndarray:
+    """(2·2·L + 2·L, 3) int32 triangles joining each iris vertex to its inner ring (vertex
+    ids from `core_start`, eye by eye) and the ring to its eye opening's loop."""
     fans = []
+    start = core_start
     for centre, loop in zip(iris_ids, EYE_LOOPS, strict=True):
         ring = np.asarray(loop)
-        fans.append(np.stack([np.full(len(ring), centre), ring, np.roll(ring, -1)], axis=1))
+        core = start + np.arange(len(ring))
+        start += len(ring)
+        fans.append(np.stack([np.full(len(ring), centre), core, np.roll(core, -1)], axis=1))
+        fans.append(np.stack([core, ring, np.roll(ring, -1)], axis=1))
+        fans.append(np.stack([core, np.roll(ring, -1), np.roll(core, -1)], axis=1))
     return np.concatenate(fans).astype(np.int32)

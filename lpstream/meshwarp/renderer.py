@@ -32,6 +32,8 @@ from lpstream.meshwarp.eyelids import LID_SKIN, lid_cover_strength, paint_lid, s
 from lpstream.meshwarp.face_motion import FaceFit, fit_face
 from lpstream.meshwarp.gaze import (
     IRIS_CENTRES,
+    core_sources,
+    core_targets,
     fan_triangles,
     iris_offsets,
     iris_targets,
@@ -86,6 +88,8 @@ class _Source:
     lid_rgb: tuple[np.ndarray, np.ndarray]
     """Lid skin colour of the image-left and image-right eye."""
     eye_ratios: tuple[float, float]
+    irises: np.ndarray
+    """(2, 2) source pixel positions of the iris centres (image-left eye, image-right eye)."""
     iris_along: np.ndarray
     """(2,) the source's iris offsets along its eyes, eye widths (lpstream.meshwarp.gaze)."""
     iris_fraction: np.ndarray
@@ -164,9 +168,10 @@ class MeshwarpRenderer:
         oval = self.topology.oval
         fit = fit_face(points, self.topology)
         skirt = build_skirt(points[oval, :2], oval, NUM_MESH_VERTICES, fit.shape[oval])
-        # Vertex list: face, skirt rings, then the two iris vertices (eye fans drawn last).
+        # Vertex list: face, skirt rings, the two iris vertices, then their inner rings
+        # (eye fans drawn last).
         num_vertices = NUM_MESH_VERTICES + len(skirt.vertices)
-        fans = fan_triangles((num_vertices, num_vertices + 1))
+        fans = fan_triangles((num_vertices, num_vertices + 1), num_vertices + 2)
         self._triangles = np.concatenate([skirt.triangles, self.topology.triangles, fans])
         irises = iris_offsets(all_points)
         iris_points = all_points[list(IRIS_CENTRES), :2]
@@ -176,7 +181,14 @@ class MeshwarpRenderer:
             fit=fit,
             points=points[:, :2],
             skirt=skirt,
-            vertices=np.concatenate([points[:, :2], skirt.vertices, iris_points]),
+            vertices=np.concatenate(
+                [
+                    points[:, :2],
+                    skirt.vertices,
+                    iris_points,
+                    core_sources(points[:, :2], iris_points),
+                ]
+            ),
             lip_rgb=lip_colour(image, points[loop, :2]),
             mouth_ratio=_mouth_ratio(points[:, :2]),
             lid_rgb=(
@@ -187,6 +199,7 @@ class MeshwarpRenderer:
                 _opening_ratio(points[:, :2], LEFT_EYE_LIDS, LEFT_EYE_CORNERS),
                 _opening_ratio(points[:, :2], RIGHT_EYE_LIDS, RIGHT_EYE_CORNERS),
             ),
+            irises=iris_points,
             iris_along=irises[:, 0],
             iris_fraction=lid_fractions(all_points, irises),
         )
@@ -270,9 +283,16 @@ class MeshwarpRenderer:
             forward = np.linalg.inv(np.vstack([background, [0.0, 0.0, 1.0]]))[:2]
             background_motion = skirt.rings @ forward[:, :2].T + forward[:, 2] - skirt.rings
         anchors = skirt.anchors
-        head_motion = model_to_image_frame(pose.apply(anchors) - source.fit.pose.apply(anchors))
+        # The anchors follow the head's turn and shift but not its change of scale: the
+        # driver's scale is fitted to the landmarks, which a wide mouth or wide eyes spread
+        # too, and hair scaled about the face centre slid outwards (measured in the
+        # stitching module's RINGS note).
+        rest = source.fit.pose
+        skirt_pose = SimilarityFit(rest.scale, pose.rotation, pose.translation)
+        head_motion = model_to_image_frame(skirt_pose.apply(anchors) - rest.apply(anchors))
         rings = skirt.targets(contour_motion, background_motion, head_motion[..., :2])
-        target_vertices = np.concatenate([target, rings, irises])
+        cores = core_targets(target, irises, source.points, source.irises)
+        target_vertices = np.concatenate([target, rings, irises, cores])
 
         # Skirt first (behind), then face triangles far to near so the nearer surface wins,
         # then the eye fans over the face's own eye triangles.

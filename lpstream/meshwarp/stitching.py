@@ -7,7 +7,8 @@ to the outermost ring, which never moves; everything outside it stays exactly wh
 The head share moves each ring vertex as a point of the head behind the contour would move:
 every ring vertex has an anchor in the head-fixed frame (the contour point pushed outwards
 and back into the head, towards the depth of the head's silhouette), re-posed with the
-driver's pose change. So under a nod the scalp above the forehead follows the forehead, and
+driver's change of rotation and translation (not of scale, which the landmark fit takes
+partly from the expression). So under a nod the scalp above the forehead follows the forehead, and
 under a turn the hair at the side of the head (the silhouette, far behind the cheek contour)
 barely moves, while the cheek contour slides across it. The contour's own motion (the face
 surface's: an opening jaw, a turned cheek) is followed only close to the face.
@@ -20,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-RINGS = ((0.1, 0.3, 0.5), (0.25, 0.1, 0.3), (0.45, 0.0, 0.15), (0.75, 0.0, 0.0))
+RINGS = ((0.1, 0.3, 0.6), (0.25, 0.1, 0.5), (0.45, 0.0, 0.3), (0.75, 0.0, 0.0))
 """(distance beyond the face contour as a fraction of the contour point's distance from the
 face centre, share of the contour's motion, share of the head's rigid motion), innermost
 first.
@@ -30,8 +31,15 @@ skirt, contour share only ((0.15, 1), (0.32, 0.7), (0.5, 0.35), (0.75, 0)), gave
 22.23 / 22.79 dB; a contour share falling off faster (0.8 / 0.4 / 0.15 / 0 at 0.1 / 0.25 /
 0.45 / 0.75) 29.38 / 23.67 / 22.84; these shares with the head anchors 29.58 / 23.80 / 23.13;
 a 2-D head similarity (translation, scale, roll) in place of the anchors about 28.7 / 22.6 /
-22.8."""
-SILHOUETTE_DEPTH = -6.0 / 16.0
+22.8. The head share re-posed the anchors with the driver's fitted scale, which a wide mouth
+or wide eyes inflate (d6: +4 % while her hair moved as a whole, one side 15 px, the other
+9 px, and the re-posed rings spread 10 / 19 px): turned and shifted but kept at the
+source's scale, with SILHOUETTE_DEPTH -0.5 (was -0.375) and head shares 0.6 / 0.5 / 0.3
+(were 0.5 / 0.3 / 0.15), 30.28 / 23.90 / 23.81 dB (iris core of lpstream.meshwarp.gaze
+included; 30.21 / 23.90 / 23.76 without it). Keeping the scale alone, with the old shares
+and depth, gave 30.39 / 23.77 / 23.56; larger head shares (0.6 / 0.6 / 0.5 / 0.2 at the
+still ring) 30.09 / 23.88 / 23.92 but d0 lower, depth -0.6 30.31 / 23.81 / 23.78."""
+SILHOUETTE_DEPTH = -0.5
 """Head-frame depth (face units, canonical z; the nose tip is at +0.47) of the head's
 silhouette, the depth the anchors reach."""
 SILHOUETTE_AT = 0.15

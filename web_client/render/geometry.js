@@ -164,6 +164,44 @@ export function irisTargets(source, points, gaze, out) {
   return out;
 }
 
+/** gaze.core_sources: both eyes' inner-ring source pixels (2·L·2), IRIS_CORE of the way from
+ * each iris centre (`irises`, 2·2) to its opening's loop vertices in `points`. */
+export function coreSources(points, irises) {
+  const out = [];
+  D.GAZE_EYES.forEach((eye, k) => {
+    for (const v of eye.loop) {
+      out.push(irises[k * 2] + D.IRIS_CORE * (points[v * 2] - irises[k * 2]));
+      out.push(irises[k * 2 + 1] + D.IRIS_CORE * (points[v * 2 + 1] - irises[k * 2 + 1]));
+    }
+  });
+  return Float64Array.from(out);
+}
+
+function eyeWidth(points, [left, right]) {
+  return Math.hypot(points[right * 2] - points[left * 2], points[right * 2 + 1] - points[left * 2 + 1]);
+}
+
+/** gaze.core_targets: the inner rings' target pixels (2·L·2) into `out`, on each target ray
+ * from the iris vertex (`irises`, 2·2) to its loop vertex, at IRIS_CORE of the ray or of the
+ * source ray times the eye's change of width, whichever is shorter. */
+export function coreTargets(source, points, irises, out) {
+  let i = 0;
+  D.GAZE_EYES.forEach((eye, k) => {
+    const scale = eyeWidth(points, eye.axis) / Math.max(eyeWidth(source.points, eye.axis), 1e-6);
+    const ix = irises[k * 2], iy = irises[k * 2 + 1];
+    const sx = source.irisPoints[k * 2], sy = source.irisPoints[k * 2 + 1];
+    for (const v of eye.loop) {
+      const rx = points[v * 2] - ix, ry = points[v * 2 + 1] - iy;
+      const length = Math.max(Math.hypot(rx, ry), 1e-6);
+      const held = Math.hypot(source.points[v * 2] - sx, source.points[v * 2 + 1] - sy) * scale;
+      const reach = D.IRIS_CORE * Math.min(length, held);
+      out[i++] = ix + rx * (reach / length);
+      out[i++] = iy + ry * (reach / length);
+    }
+  });
+  return out;
+}
+
 /** 2×3 least-squares similarity mapping `target` points onto `source` points, over `ids`
  * (renderer._similarity_2d, closed form). Row-major [a, -b, c, b, a, d]. */
 export function similarity2d(source, target, ids) {
@@ -233,12 +271,13 @@ export function ringTargets(source, target, background, pose, out) {
         bx = forward[0] * x + forward[1] * y + forward[2] - x;
         by = forward[3] * x + forward[4] * y + forward[5] - y;
       }
-      // The anchor re-posed (model frame, y up) minus where the source pose put it.
+      // The anchor re-posed (model frame, y up) minus where the source pose put it; turned
+      // and shifted with the head but kept at the source's scale (renderer.render).
       const a = (ring * K + k) * 3;
       const ax = anchors[a], ay = anchors[a + 1], az = anchors[a + 2];
-      const hx = pose.scale * (r1[0] * ax + r1[1] * ay + r1[2] * az) + pose.tx
+      const hx = from.scale * (r1[0] * ax + r1[1] * ay + r1[2] * az) + pose.tx
         - (from.scale * (r0[0] * ax + r0[1] * ay + r0[2] * az) + from.translation[0]);
-      const hy = pose.scale * (r1[3] * ax + r1[4] * ay + r1[5] * az) + pose.ty
+      const hy = from.scale * (r1[3] * ax + r1[4] * ay + r1[5] * az) + pose.ty
         - (from.scale * (r0[3] * ax + r0[4] * ay + r0[5] * az) + from.translation[1]);
       const rest = 1 - share - head;
       out[i] = x + share * (target[v * 2] - source.points[v * 2]) + rest * bx + head * hx;

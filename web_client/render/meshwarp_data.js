@@ -19,8 +19,8 @@ export const EYES = [
 /** Skirt rings (lpstream.meshwarp.stitching): distance beyond the contour, share of the contour's motion, share of the head anchors' motion; the anchors' silhouette depth. */
 export const RING_EXTENT = [0.1, 0.25, 0.45, 0.75];
 export const RING_FOLLOW = [0.3, 0.1, 0, 0];
-export const RING_HEAD_FOLLOW = [0.5, 0.3, 0.15, 0];
-export const SILHOUETTE_DEPTH = -0.375;
+export const RING_HEAD_FOLLOW = [0.6, 0.5, 0.3, 0];
+export const SILHOUETTE_DEPTH = -0.5;
 export const SILHOUETTE_AT = 0.15;
 export const UPPER_LID_SHARE = 0.75;
 /** [control row, vertical share] of the mouth-opening control. */
@@ -43,6 +43,7 @@ export const LASH_DARKNESS = 0.5;
 export const GAZE_EYES = [{ axis: [33, 133], lids: [159, 145], slots: [10, 11], loop: [33, 246, 161, 160, 159, 158, 157, 173, 133, 155, 154, 153, 145, 144, 163, 7] }, { axis: [362, 263], lids: [386, 374], slots: [12, 13], loop: [263, 466, 388, 387, 386, 385, 384, 398, 362, 382, 381, 380, 374, 373, 390, 249] }];
 export const GAZE_ALONG_LIMIT = 0.24;
 export const GAZE_ACROSS_GAIN = 0;
+export const IRIS_CORE = 0.6;
 
 /** Face triangles (898·3 vertex ids). */
 export const FACE_TRIANGLES = new Uint16Array([

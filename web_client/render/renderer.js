@@ -8,6 +8,8 @@
 import * as D from "./meshwarp_data.js";
 import {
   irisTargets,
+  coreSources,
+  coreTargets,
   gaussianKernel,
   lidCoverStrength,
   openingRatio,
@@ -214,12 +216,24 @@ const NUM_RING_VERTICES = D.RING_FOLLOW.length * D.OVAL.length;
 const NUM_VERTICES = D.NUM_FACE + NUM_RING_VERTICES;
 const NUM_FACE_TRIANGLES = D.FACE_TRIANGLES.length / 3;
 const NUM_SKIRT_INDICES = D.SKIRT_TRIANGLES.length;
-// The two iris vertices come after the 4 background corners; their fans are drawn last.
+// The two iris vertices come after the 4 background corners, then their inner rings
+// (gaze.fan_triangles); their fans are drawn last.
 const IRIS_VERTEX = NUM_VERTICES + 4;
+const CORE_VERTEX = IRIS_VERTEX + 2;
+const NUM_CORE_VERTICES = D.GAZE_EYES.reduce((sum, eye) => sum + eye.loop.length, 0);
+const NUM_ALL_VERTICES = CORE_VERTEX + NUM_CORE_VERTICES;
 const FAN_INDICES = Uint16Array.from(
-  D.GAZE_EYES.flatMap((eye, k) =>
-    eye.loop.flatMap((v, i) => [IRIS_VERTEX + k, v, eye.loop[(i + 1) % eye.loop.length]]),
-  ),
+  D.GAZE_EYES.flatMap((eye, k) => {
+    const n = eye.loop.length;
+    const start = CORE_VERTEX + D.GAZE_EYES.slice(0, k).reduce((sum, e) => sum + e.loop.length, 0);
+    const core = (i) => start + (i % n);
+    const ring = (i) => eye.loop[i % n];
+    return [
+      ...eye.loop.flatMap((_, i) => [IRIS_VERTEX + k, core(i), core(i + 1)]),
+      ...eye.loop.flatMap((_, i) => [core(i), ring(i), ring(i + 1)]),
+      ...eye.loop.flatMap((_, i) => [core(i), ring(i + 1), core(i + 1)]),
+    ];
+  }),
 );
 const MOUTH_KERNEL = gaussianKernel(D.MOUTH_FEATHER_PX);
 const LID_KERNEL = gaussianKernel(D.LID_FEATHER_PX);
@@ -260,12 +274,12 @@ export class MeshwarpGLRenderer {
     gl.bindVertexArray(this.mesh);
     this.targetBuffer = gl.createBuffer();
     gl.bindBuffer(gl.ARRAY_BUFFER, this.targetBuffer);
-    gl.bufferData(gl.ARRAY_BUFFER, (NUM_VERTICES + 6) * 8, gl.DYNAMIC_DRAW);
+    gl.bufferData(gl.ARRAY_BUFFER, NUM_ALL_VERTICES * 8, gl.DYNAMIC_DRAW);
     gl.enableVertexAttribArray(0);
     gl.vertexAttribPointer(0, 2, gl.FLOAT, false, 0, 0);
     this.sourceBuffer = gl.createBuffer();
     gl.bindBuffer(gl.ARRAY_BUFFER, this.sourceBuffer);
-    gl.bufferData(gl.ARRAY_BUFFER, (NUM_VERTICES + 6) * 8, gl.DYNAMIC_DRAW);
+    gl.bufferData(gl.ARRAY_BUFFER, NUM_ALL_VERTICES * 8, gl.DYNAMIC_DRAW);
     gl.enableVertexAttribArray(1);
     gl.vertexAttribPointer(1, 2, gl.FLOAT, false, 0, 0);
     this.indexBuffer = gl.createBuffer();
@@ -282,7 +296,8 @@ export class MeshwarpGLRenderer {
       points: new Float64Array(D.NUM_FACE * 2), depth: new Float64Array(D.NUM_FACE), gaze: new Float64Array(4),
     };
     this.irises = new Float64Array(4);
-    this.targets = new Float32Array((NUM_VERTICES + 6) * 2);
+    this.cores = new Float64Array(NUM_CORE_VERTICES * 2);
+    this.targets = new Float32Array(NUM_ALL_VERTICES * 2);
     this.rings = new Float64Array(NUM_RING_VERTICES * 2);
     this.source = null;
     this.reference = null;
@@ -322,10 +337,11 @@ export class MeshwarpGLRenderer {
     this.maskA = this._target(width, height);
     this.maskB = this._target(width, height);
 
-    const sources = new Float32Array((NUM_VERTICES + 6) * 2);
+    const sources = new Float32Array(NUM_ALL_VERTICES * 2);
     sources.set(source.points);
     sources.set(source.rings, D.NUM_FACE * 2);
     sources.set(source.irisPoints, IRIS_VERTEX * 2);
+    sources.set(coreSources(source.points, source.irisPoints), CORE_VERTEX * 2);
     gl.bindBuffer(gl.ARRAY_BUFFER, this.sourceBuffer);
     gl.bufferSubData(gl.ARRAY_BUFFER, 0, sources);
     this.sources = sources;
@@ -372,6 +388,7 @@ export class MeshwarpGLRenderer {
     targets.set(this.rings, D.NUM_FACE * 2);
     targets.set(corners, NUM_VERTICES * 2);
     targets.set(irisTargets(source, points, gaze, this.irises), IRIS_VERTEX * 2);
+    targets.set(coreTargets(source, points, this.irises, this.cores), CORE_VERTEX * 2);
     const sources = this.sources;
     const b = background ?? [1, 0, 0, 0, 1, 0];
     for (let i = 0; i < 4; i++) {
@@ -456,7 +473,7 @@ export class MeshwarpGLRenderer {
     }
     const t = this.targets;
     let x0 = Infinity, y0 = Infinity, x1 = -Infinity, y1 = -Infinity;
-    for (let i = 0; i < IRIS_VERTEX + 2; i++) {
+    for (let i = 0; i < NUM_ALL_VERTICES; i++) {
       if (i === NUM_VERTICES) i += 4; // the background corners
       x0 = Math.min(x0, t[i * 2]); x1 = Math.max(x1, t[i * 2]);
       y0 = Math.min(y0, t[i * 2 + 1]); y1 = Math.max(y1, t[i * 2 + 1]);
