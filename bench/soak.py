@@ -260,6 +260,7 @@ def run_soak(plan: SoakPlan, logs: Path | None = None) -> dict[str, Any]:
     # the attack phase starts when the hostile page starts sending, not when it was launched
     attack = (max(attack[0], hostile_report.get("attack_from", attack[0])), attack[1])
     baseline = next(k for t, k in rss if t >= plan.warmup_s)
+    honest_in = collections.Counter(p["room"] for p in pages.values())
     phases = {
         "calm": phase_fps(pages, (calm[0], hostile_joins)),
         "attack": phase_fps(pages, attack),
@@ -290,6 +291,12 @@ def run_soak(plan: SoakPlan, logs: Path | None = None) -> dict[str, Any]:
             "closed": [f"{n}: {c}" for n, p in pages.items() for c in p["closed"]],
             "not_connected_at_end": [n for n, p in pages.items() if p["state"] != "connected"],
             "portraits_seen_min": min(p["portraits"] for p in pages.values()),
+            "portraits_missing": [
+                f"{n}: {p['portraits']} of {honest_in[p['room']] - 1}"
+                for n, p in pages.items()
+                if p["portraits"] < honest_in[p["room"]] - 1
+            ],
+            "portrait_errors": [e for p in pages.values() for e in p["portrait_errors"]][:5],
         },
         "hostile": hostile_report,
         "node_log": log_summary((logs / "node.log").read_text()),
