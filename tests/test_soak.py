@@ -9,6 +9,7 @@ node's log.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -37,6 +38,7 @@ def test_calm_calls_keep_their_fps_while_a_hostile_peer_floods_every_channel(
         warmup_s=10, calm_s=25, attack_s=25, tail_s=8,
     )  # fmt: skip
     result = run_soak(plan, logs=tmp_path)
+    (tmp_path / "result.json").write_text(json.dumps(result, indent=1))  # beside the logs
     summary = {k: result[k] for k in ("fps", "fps_ratio_attack_vs_calm", "rss_kib", "received")}
     summary["load"] = os.getloadavg()
     assert result["honest_pages"] == plan.honest
@@ -52,7 +54,10 @@ def test_calm_calls_keep_their_fps_while_a_hostile_peer_floods_every_channel(
     ratio = result["fps_ratio_attack_vs_calm"]
     assert ratio["other_rooms"] >= 0.9, summary
     assert ratio["same_room"] >= 0.8, summary
-    assert result["rss_kib"]["growth_after_warmup"] <= 0.05, summary
+    # from the attack's start: the hostile pages' own two connections (+~14 MB, 4 %) are
+    # participants joining, not growth; their join falls after this short warm-up
+    assert result["rss_kib"]["growth_after_all_joined"] <= 0.05, summary
+    assert result["rss_kib"]["growth_after_warmup"] <= 0.1, summary
     log = result["node_log"]
     assert log["errors"] == [] and log["tracebacks"] == 0, log
     assert log["not_connected"] == 0, log
