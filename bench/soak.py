@@ -11,7 +11,7 @@ whose other members are honest), a calm tail. Measured:
   averaged over the pages of the same room as the attacker and over the other rooms, per
   phase; `ratio` = attack / calm.
 - node RSS (`/proc/PID/status` VmRSS) every `RSS_EVERY_S`; growth = end of the run vs. the
-  end of the warm-up.
+  end of the warm-up, and vs. the start of the attack (every page joined, the hostile too).
 - what reached honest pages: motion that does not decode, shown motion further than the
   codec's bound from what was sent (quantiser steps), text frames that are not node
   messages, closed channels or peer connections.
@@ -190,7 +190,9 @@ def run_soak(plan: SoakPlan, logs: Path | None = None) -> dict[str, Any]:
                     text=True,
                 )
             )
-        for worker in workers:
+            # one worker joins at a time: twelve starting at once (23 offers in a burst, the
+            # workers' imports besides) kept answers from the node beyond a page's 15 s
+            worker = workers[-1]
             assert worker.stdout is not None
             line = worker.stdout.readline()
             if not line.startswith("joined"):
@@ -260,6 +262,10 @@ def run_soak(plan: SoakPlan, logs: Path | None = None) -> dict[str, Any]:
     # the attack phase starts when the hostile page starts sending, not when it was launched
     attack = (max(attack[0], hostile_report.get("attack_from", attack[0])), attack[1])
     baseline = next(k for t, k in rss if t >= plan.warmup_s)
+    # when the attack starts every page has joined, the hostile ones too (~14 MB for their two
+    # connections here: new participants, not growth)
+    all_joined = next((k for t, k in rss if t >= attack[0] - joined), rss[-1][1])
+    honest_in = collections.Counter(p["room"] for p in pages.values())
     phases = {
         "calm": phase_fps(pages, (calm[0], hostile_joins)),
         "attack": phase_fps(pages, attack),
@@ -280,6 +286,8 @@ def run_soak(plan: SoakPlan, logs: Path | None = None) -> dict[str, Any]:
             "end": node_rss_end,
             "max": max(k for _, k in rss),
             "growth_after_warmup": round((node_rss_end - baseline) / baseline, 4),
+            "all_joined": all_joined,
+            "growth_after_all_joined": round((node_rss_end - all_joined) / all_joined, 4),
             "samples": rss[:: max(1, len(rss) // 60)],
         },
         "received": {
@@ -290,6 +298,12 @@ def run_soak(plan: SoakPlan, logs: Path | None = None) -> dict[str, Any]:
             "closed": [f"{n}: {c}" for n, p in pages.items() for c in p["closed"]],
             "not_connected_at_end": [n for n, p in pages.items() if p["state"] != "connected"],
             "portraits_seen_min": min(p["portraits"] for p in pages.values()),
+            "portraits_missing": [
+                f"{n}: {p['portraits']} of {honest_in[p['room']] - 1}"
+                for n, p in pages.items()
+                if p["portraits"] < honest_in[p["room"]] - 1
+            ],
+            "portrait_errors": [e for p in pages.values() for e in p["portrait_errors"]][:5],
         },
         "hostile": hostile_report,
         "node_log": log_summary((logs / "node.log").read_text()),

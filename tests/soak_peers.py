@@ -159,6 +159,8 @@ async def honest(url: str, rooms: list[tuple[str, int]], clip: Clip) -> dict[str
         for index, page in enumerate(pages):
             await page.join(motions)
             page.watch_connection()
+            # by index in this process: pages of different processes in one room upload the
+            # same picture, as two people who picked the same stock portrait would
             page.upload(clip.portraits[index % len(clip.portraits)])
             joined += 1
         print(f"joined {joined}", flush=True)
@@ -178,6 +180,7 @@ async def honest(url: str, rooms: list[tuple[str, int]], clip: Clip) -> dict[str
                     "closed": p.closed,
                     "state": p.pc.connectionState,
                     "portraits": sum(s.portrait_sha256 is not None for s in p.seen.values()),
+                    "portrait_errors": p.portrait_errors[:20],
                 }
                 for p in pages
             },

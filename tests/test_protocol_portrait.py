@@ -115,3 +115,30 @@ def test_unsolicited_chunk_is_a_protocol_error() -> None:
     chunk = PortraitChunk(bytes(32), 0, 1, b"data").encode()
     with pytest.raises(ProtocolError, match="never offered"):
         PortraitReceiver().on_packet(chunk)
+
+
+@pytest.mark.parametrize("interleaved", [True, False])
+def test_two_senders_of_the_same_portrait_both_get_accepted(interleaved: bool) -> None:
+    """Two participants with the same picture: one page (or node link) receives the same
+    sha256 from two senders at once, both offers get NEED and share one pending transfer.
+    The chunks left over after the first completes were "never offered" (ProtocolError): the
+    soak's page died of it (the exception escaped aiortc's data-channel handler) and the
+    second sender never heard ACCEPTED."""
+    data = png_bytes(64, 64, seed=5)
+    first, second = PortraitSender(data, chunk_bytes=500), PortraitSender(data, chunk_bytes=500)
+    receiver = PortraitReceiver()
+    (need_a,) = receiver.on_packet(first.offer())
+    (need_b,) = receiver.on_packet(second.offer())
+    chunks_a, chunks_b = first.on_reply(need_a), second.on_reply(need_b)
+    assert len(chunks_a) >= 3
+    if interleaved:
+        order = [(s, c) for pair in zip(chunks_a, chunks_b, strict=True) for s, c in
+                 zip((first, second), pair, strict=True)]  # fmt: skip
+    else:
+        order = [(first, c) for c in chunks_a] + [(second, c) for c in chunks_b]
+    for sender, chunk in order:
+        for reply in receiver.on_packet(chunk):
+            assert sender.on_reply(reply) == []
+    assert first.accepted and second.accepted
+    assert receiver.has(first.sha256)
+    np.testing.assert_array_equal(receiver.image(first.sha256).shape, (64, 64, 3))

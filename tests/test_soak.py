@@ -9,6 +9,7 @@ node's log.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -26,11 +27,6 @@ CHANNELS = {"control-json", "control-binary", "motion-up", "motion-down", "portr
 def test_calm_calls_keep_their_fps_while_a_hostile_peer_floods_every_channel(
     tmp_path: Path,
 ) -> None:
-    if os.environ.get("LPSTREAM_SOAK") != "1":
-        pytest.skip(
-            "opt-in (LPSTREAM_SOAK=1): not yet passing on this 2-core machine — honest pages of"
-            " one worker lose their connection within seconds of the call (issue 11)"
-        )
     shared_file("media/d0.mp4")  # the pages play it in their own processes
     cores = os.cpu_count() or 1
     if os.getloadavg()[0] > 2 * cores:  # fps ratios need the CPU the pages are made of
@@ -42,6 +38,7 @@ def test_calm_calls_keep_their_fps_while_a_hostile_peer_floods_every_channel(
         warmup_s=10, calm_s=25, attack_s=25, tail_s=8,
     )  # fmt: skip
     result = run_soak(plan, logs=tmp_path)
+    (tmp_path / "result.json").write_text(json.dumps(result, indent=1))  # beside the logs
     summary = {k: result[k] for k in ("fps", "fps_ratio_attack_vs_calm", "rss_kib", "received")}
     summary["load"] = os.getloadavg()
     assert result["honest_pages"] == plan.honest
@@ -50,13 +47,17 @@ def test_calm_calls_keep_their_fps_while_a_hostile_peer_floods_every_channel(
     assert received["closed"] == [] and received["not_connected_at_end"] == [], summary
     assert received["bad_text"] == 0, received["bad_text_examples"]
     assert received["worst_error_steps"] <= TOLERANCE_STEPS, summary
-    assert received["portraits_seen_min"] >= 1, "every page got the others' portraits"
+    assert received["portrait_errors"] == [], received
+    assert received["portraits_missing"] == [], "every page got its honest roommates' portraits"
     calm = result["fps"]["calm"]
     assert calm["other_rooms"]["mean"] > 15 and calm["same_room"]["mean"] > 15, summary
     ratio = result["fps_ratio_attack_vs_calm"]
     assert ratio["other_rooms"] >= 0.9, summary
     assert ratio["same_room"] >= 0.8, summary
-    assert result["rss_kib"]["growth_after_warmup"] <= 0.05, summary
+    # from the attack's start: the hostile pages' own two connections (+~14 MB, 4 %) are
+    # participants joining, not growth; their join falls after this short warm-up
+    assert result["rss_kib"]["growth_after_all_joined"] <= 0.05, summary
+    assert result["rss_kib"]["growth_after_warmup"] <= 0.1, summary
     log = result["node_log"]
     assert log["errors"] == [] and log["tracebacks"] == 0, log
     assert log["not_connected"] == 0, log

@@ -125,8 +125,6 @@ class NodeLink:
         self.portraits_in = PortraitReceiver()
         """Content-addressed cache: a portrait already received is never sent again."""
         self._portraits_out: dict[str, PortraitSender] = {}
-        self._portrait_for: dict[bytes, str] = {}
-        """sha256 → participant being transferred (the protocol's offer has no owner)."""
         self.closing = False
         pc.on("datachannel", self._adopt)
         pc.on("connectionstatechange", self._on_state)
@@ -362,15 +360,15 @@ class NodeLink:
     def _portrait_in(
         self, participant_id: str, packet: bytes, message: PortraitOffer | PortraitChunk
     ) -> None:
-        self._portrait_for[message.sha256] = participant_id
         replies = self.portraits_in.on_packet(packet)
         for reply in replies:
             self._send(participant_id, reply)
             answer = PortraitReply.decode(reply)
             if answer.kind is Kind.PORTRAIT_ACCEPTED:
-                owner = self._portrait_for.pop(answer.sha256, participant_id)
+                # the reply is for this participant's transfer, also when another's
+                # transfer of the same picture completed it (PortraitReceiver._late_chunk)
                 image = self.portraits_in.image(answer.sha256)
-                self.events.portrait(self, owner, image, answer.sha256.hex())
+                self.events.portrait(self, participant_id, image, answer.sha256.hex())
             elif answer.kind is Kind.PORTRAIT_REJECTED:
                 log.warning("portrait of %s refused: %s", participant_id, answer.reason)
 

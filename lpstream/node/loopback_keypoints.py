@@ -28,6 +28,7 @@ from lpstream.protocol import (
     MotionDecoder,
     MotionEncoder,
     PortraitReceiver,
+    ProtocolError,
 )
 from lpstream.protocol.portrait import PortraitReply
 from lpstream.protocol.wire import Kind
@@ -71,6 +72,8 @@ class KeypointBrowser:
     encoder: MotionEncoder = field(default_factory=lambda: MotionEncoder(profile=LANDMARKS))
     portraits: PortraitReceiver = field(default_factory=PortraitReceiver)
     feedback_in: int = 0
+    portrait_errors: list[str] = field(default_factory=list)
+    """Portrait packets from the node that raised (unframing or PortraitReceiver)."""
     audio: dict[int, MediaStreamTrack] = field(default_factory=dict)
     """The voice of each tile, by slot (audio transceiver i is tile i)."""
     audio_slots: int = 3
@@ -169,8 +172,16 @@ class KeypointBrowser:
             self.channels["motion-down"].send(frame_packet(source_id, feedback))
 
     def _on_portrait(self, message: bytes) -> None:
-        source_id, packet = unframe_packet(message)
-        for reply in self.portraits.on_packet(packet):
+        # An exception escaping an aiortc data-channel handler closes the whole DTLS transport
+        # (the page's connection); a browser only loses that message. So a bad packet is
+        # counted here, not raised.
+        try:
+            source_id, packet = unframe_packet(message)
+            replies = self.portraits.on_packet(packet)
+        except (ProtocolError, ValueError) as exc:
+            self.portrait_errors.append(f"{type(exc).__name__}: {exc}")
+            return
+        for reply in replies:
             self.channels["portraits"].send(frame_packet(source_id, reply))
             answer = PortraitReply.decode(reply)
             if answer.kind is Kind.PORTRAIT_ACCEPTED:

@@ -300,6 +300,8 @@ class PortraitReceiver:
 
     def _on_chunk(self, chunk: PortraitChunk) -> list[bytes]:
         transfer = self._pending.get(chunk.sha256)
+        if transfer is None and chunk.sha256 in self._cache:
+            return self._late_chunk(chunk)
         if transfer is None:
             raise ProtocolError("portrait chunk for a portrait that was never offered")
         if transfer.count is None:
@@ -319,6 +321,19 @@ class PortraitReceiver:
         del self._pending[chunk.sha256]
         data = b"".join(transfer.chunks[i] for i in range(transfer.count))
         return self._finish(chunk.sha256, data)
+
+    def _late_chunk(self, chunk: PortraitChunk) -> list[bytes]:
+        """A chunk of a portrait that is already cached: two senders offered the same bytes
+        at once (two participants with the same picture), their transfers shared one pending
+        entry, and the other sender's completed it. The rest of this sender's chunks are
+        redundant; its last one is answered ACCEPTED, so that sender (and whoever the reply
+        is framed for) learns the portrait arrived. Chunks of one transfer arrive in order on
+        the reliable channel, so the last one comes after the ones it makes redundant."""
+        if chunk.index != chunk.count - 1:
+            return []
+        self._cache.move_to_end(chunk.sha256)
+        self.latest = chunk.sha256
+        return [PortraitReply(Kind.PORTRAIT_ACCEPTED, chunk.sha256).encode()]
 
     def _finish(self, sha256: bytes, data: bytes) -> list[bytes]:
         if hashlib.sha256(data).digest() != sha256:

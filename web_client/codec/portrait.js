@@ -229,6 +229,7 @@ export class PortraitReceiver {
     this.cache = new Map(); // hex sha -> bytes, oldest first
     this.cachedBytes = 0;
     this.pending = new Map(); // hex sha -> {size, count, chunks: Map, received}
+    this.finishing = new Map(); // hex sha -> the promise of its finish() (hash, image checks)
     /** sha256 (Uint8Array) of the portrait most recently accepted (or found in the cache). */
     this.latest = null;
     /** The last PortraitReply of kind PORTRAIT_REJECTED sent, or null. */
@@ -279,7 +280,12 @@ export class PortraitReceiver {
   async onChunk(chunk) {
     const key = hex(chunk.sha256);
     const transfer = this.pending.get(key);
-    if (transfer === undefined) throw new ProtocolError("portrait chunk for a portrait that was never offered");
+    if (transfer === undefined) {
+      const finishing = this.finishing.get(key);
+      if (finishing !== undefined) await finishing.catch(() => null);
+      if (this.cache.has(key)) return this.lateChunk(chunk);
+      throw new ProtocolError("portrait chunk for a portrait that was never offered");
+    }
     if (transfer.count === null) transfer.count = chunk.count;
     if (chunk.count !== transfer.count) throw new ProtocolError("portrait chunk: chunk count changed during a transfer");
     if (!transfer.chunks.has(chunk.index)) {
@@ -294,7 +300,25 @@ export class PortraitReceiver {
     this.pending.delete(key);
     const parts = [];
     for (let i = 0; i < transfer.count; i++) parts.push(transfer.chunks.get(i));
-    return this.finish(chunk.sha256, concat(...parts));
+    const done = this.finish(chunk.sha256, concat(...parts));
+    this.finishing.set(key, done); // chunks arriving while it is checked wait for it (lateChunk)
+    try {
+      return await done;
+    } finally {
+      this.finishing.delete(key);
+    }
+  }
+
+  /** A chunk of a portrait already cached: two senders offered the same bytes at once (two
+   * participants with the same picture), their transfers shared one pending entry and the
+   * other sender's completed it. This sender's remaining chunks are redundant; its last one
+   * is answered ACCEPTED so the sender learns the portrait arrived (a transfer's chunks arrive
+   * in order on the reliable channel). As lpstream/protocol/portrait.py. */
+  lateChunk(chunk) {
+    if (chunk.index !== chunk.count - 1) return [];
+    this.image(chunk.sha256);
+    this.latest = chunk.sha256;
+    return [new PortraitReply(Kind.PORTRAIT_ACCEPTED, chunk.sha256).encode()];
   }
 
   async finish(digest, data) {

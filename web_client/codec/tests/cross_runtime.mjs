@@ -279,6 +279,25 @@ try {
   await small.onPacket(unhex(portrait.offer));
   for (const chunk of portrait.chunks) await small.onPacket(unhex(chunk));
   if (small.lastRejection?.code !== RejectCode.TOO_MANY_PIXELS) portraitFail("large portrait not TOO_MANY_PIXELS");
+  // Two senders of the same portrait at once (two participants with the same picture): both
+  // get ACCEPTED, nothing throws — also when the chunks are handled without waiting for each
+  // other (as a page's message events are), the later ones arriving while the first check runs.
+  for (const wait of [true, false]) {
+    const twice = new PortraitReceiver();
+    await twice.onPacket(unhex(portrait.offer));
+    await twice.onPacket(unhex(portrait.offer));
+    const handled = [];
+    for (const chunk of portrait.chunks) {
+      for (let sender = 0; sender < 2; sender++) {
+        const result = twice.onPacket(unhex(chunk)).then((r) => r.map((reply) => [sender, hex(reply)]));
+        handled.push(wait ? await result : result);
+      }
+    }
+    const answers = (await Promise.all(handled)).flat();
+    if (!same(answers, [[0, portrait.accepted], [1, portrait.accepted]])) {
+      portraitFail(`same portrait from two senders (wait ${wait}) answered ${JSON.stringify(answers)}`);
+    }
+  }
   // The JS sender against Python's replies.
   if (jsSender.onReply(unhex(portrait.accepted)).length || !jsSender.accepted) portraitFail("ACCEPTED not taken");
   try {
