@@ -125,6 +125,44 @@ async def test_three_pages_in_mixed_kinds_each_hear_the_other_two(
             await page.close()
 
 
+async def test_forwarded_sound_keeps_the_speakers_rtp_timestamps(
+    server: CallServer, speech: np.ndarray
+) -> None:
+    """The listener's page reads the speaker's RTP clock off what it receives (its keypoint
+    lip sync): every forwarded packet carries the timestamp the speaker's browser wrote."""
+    pages = [KeypointBrowser(url(server), "clock", name) for name in ("ann", "bob")]
+    try:
+        await pages[0].join(microphone=OpusMicrophone(speech))
+        await pages[1].join()
+        bob = pages[1]
+        node = server.node
+        assert node is not None
+        spoken: set[int] = set()
+        heard: list[int] = []
+        ann_id = next(s.id for s in node.sessions.values() if s.name == "ann")
+        for _ in range(100):
+            if ann_id in node.audio.sources:
+                break
+            await asyncio.sleep(0.05)
+        node.audio.sources[ann_id].relays.add(lambda frame: spoken.add(frame.timestamp))
+        slot = await slot_of(bob, "ann")
+        receiver = [t for t in bob.pc.getTransceivers() if t.kind == "audio"][slot].receiver
+        original = receiver._handle_rtp_packet
+
+        async def recording(packet: Any, arrival_time_ms: int) -> None:
+            heard.append(packet.timestamp)
+            await original(packet, arrival_time_ms)
+
+        receiver._handle_rtp_packet = recording
+        await asyncio.sleep(2.0)
+        assert len(heard) > 20, heard
+        kept = sum(stamp in spoken for stamp in heard)
+        assert kept >= len(heard) - 2, f"{kept} of {len(heard)} timestamps are the speaker's"
+    finally:
+        for page in pages:
+            await page.close()
+
+
 def test_opus_is_tuned_in_every_audio_section_and_nowhere_else() -> None:
     sdp = (
         "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111 0\r\na=rtpmap:111 opus/48000/2\r\n"

@@ -2,7 +2,9 @@
 
 microphone RTP (a browser's audio transceiver 0) → `AudioSource` of that participant → one
 `SlotTrack` per tile of each other local viewer → its RTCRtpSender (aiortc sends a packet it
-is given as is) → the viewer's audio transceiver of that tile.
+is given as is) → the viewer's audio transceiver of that tile. Each packet leaves with the
+speaker's own RTP timestamp (`rtp_origin.py`): a keypoint page stamps its motion on its
+microphone's RTP clock, and a listener plays each frame when the voice of that time plays.
 
 The node forwards and never decodes or re-encodes: per stream it costs a few dictionary
 look-ups and a UDP write per packet instead of an Opus decode and one encode per listener,
@@ -44,6 +46,7 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from lpstream.node.media_clock import join_tile_stream
 from lpstream.node.meters import RateMeter
 from lpstream.node.opus_sdp import tune_opus
+from lpstream.node.rtp_origin import pts_for, timestamp_origin
 
 OPUS_TIME_BASE = fractions.Fraction(1, 48000)
 """Opus RTP always runs a 48 kHz clock, whatever the audio bandwidth."""
@@ -75,11 +78,11 @@ class AudioFrame:
 
 class AudioSource:
     """One participant's microphone as received: packets fanned out to listeners (tracks of
-    local tiles, as `av.Packet`) and relays (node links, as the `AudioFrame` itself)."""
+    local tiles) and relays (node links), each given the `AudioFrame`."""
 
     def __init__(self, participant_id: str) -> None:
         self.id = participant_id
-        self.listeners: set[Callable[[av.Packet], None]] = set()
+        self.listeners: set[Callable[[AudioFrame], None]] = set()
         self.relays: set[Callable[[AudioFrame], None]] = set()
         self.bytes = RateMeter()
         self.packets = 0
@@ -107,17 +110,12 @@ class AudioSource:
         self.packets += 1
         if level_dbov is not None:
             self._level = (level_dbov, time.monotonic())
-        if self.relays and sequence is not None:
-            frame = AudioFrame(payload, rtp_timestamp, sequence, level_dbov)
+        frame = AudioFrame(payload, rtp_timestamp, sequence or 0, level_dbov)
+        if sequence is not None:
             for relay in list(self.relays):
                 relay(frame)
-        if not self.listeners:
-            return
-        packet = av.Packet(payload)
-        packet.pts = rtp_timestamp
-        packet.time_base = OPUS_TIME_BASE
         for listener in list(self.listeners):
-            listener(packet)
+            listener(frame)
 
     def level(self) -> int | None:
         """The speaker's level now (−dBov, 0 loudest … 127 silence), None if unknown."""
@@ -135,9 +133,13 @@ class SlotTrack(MediaStreamTrack):
         """`delay`: how long (s) each packet is held after it arrived: the lag of the tile's
         node-rendered video, so both leave equally late (lip sync, `media_clock.py`)."""
         super().__init__()
-        self._queue: asyncio.Queue[tuple[av.Packet, float]] = asyncio.Queue()
+        self._queue: asyncio.Queue[tuple[AudioFrame, float]] = asyncio.Queue()
         self.source: AudioSource | None = None
         self.delay = delay
+        self.sender: Any = None
+        """The RTCRtpSender sending this track (set by `AudioSeat.prepare`): its timestamp
+        origin is taken off each packet so the speaker's RTP timestamps reach the listener."""
+        self._origin: int | None = None
 
     def listen_to(self, source: AudioSource | None) -> None:
         if self.source is source:
@@ -148,18 +150,24 @@ class SlotTrack(MediaStreamTrack):
         if source is not None:
             source.listeners.add(self._feed)
 
-    def _feed(self, packet: av.Packet) -> None:
+    def _feed(self, frame: AudioFrame) -> None:
         if self._queue.qsize() >= QUEUE_PACKETS:
             self._queue.get_nowait()
-        self._queue.put_nowait((packet, time.monotonic()))
+        self._queue.put_nowait((frame, time.monotonic()))
 
     async def recv(self) -> av.Packet:  # type: ignore[override]
         if self.readyState != "live":
             raise MediaStreamError
-        packet, arrived = await self._queue.get()
+        frame, arrived = await self._queue.get()
         wait = arrived + self.delay() - time.monotonic()
         if wait > 0:
             await asyncio.sleep(wait)
+        if self._origin is None and self.sender is not None:
+            self._origin = timestamp_origin(self.sender)
+        packet = av.Packet(frame.payload)
+        origin = self._origin
+        packet.pts = frame.timestamp if origin is None else pts_for(frame.timestamp, origin)
+        packet.time_base = OPUS_TIME_BASE
         return packet
 
     def stop(self) -> None:
@@ -238,7 +246,8 @@ class AudioSeat:
         offered = sum(1 for t in pc.getTransceivers() if t.kind == "audio")
         self.tracks = [SlotTrack(lambda slot=slot: delay(slot)) for slot in range(offered)]
         for slot, track in enumerate(self.tracks):
-            join_tile_stream(pc.addTrack(track), slot)
+            track.sender = pc.addTrack(track)
+            join_tile_stream(track.sender, slot)
         self.show(self.slots)
 
     def tune_answer(self, sdp: str) -> str:
