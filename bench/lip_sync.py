@@ -34,7 +34,7 @@ from lpstream.node import NodeConfig  # noqa: E402
 from lpstream.serve import CallServer, ServeConfig  # noqa: E402
 from lpstream.shared_data import shared_dir  # noqa: E402
 from signaling import Limits  # noqa: E402
-from tests.lip_sync import PERIOD_S, TARGET_MS, Offsets, measure, write_clip  # noqa: E402
+from tests.lip_sync import PERIOD_S, TARGET_MS, Offsets, listen_only, measure, write_clip  # noqa: E402
 from tests.test_browser_keypoints import close_pages, live_tile, open_pages  # noqa: E402
 
 RESULT = ROOT / "bench" / "results" / "lip_sync.json"
@@ -78,6 +78,7 @@ async def _call(
                     "() => window.lpstream.phase === 'in-call'", timeout=30000
                 )
             await live_tile(bob, kind)
+            await listen_only(bob)
             await asyncio.sleep(3)  # a few stats periods: the voice's wait is known
             name = f"{kind}_{'on' if lip_sync else 'off'}"
             try:

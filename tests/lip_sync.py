@@ -177,6 +177,10 @@ PROBE = """async (which) => {
 }"""
 
 COLLECT = """() => { const p = window.lipProbe; const out = { mouth: p.mouth, sound: p.sound };
+  // A sender page's encoded microphone frames with their capture times (audio_clock.js).
+  const clock = window.lpstream.kinds.uplink.audioClock;
+  const first = p.mouth.length ? p.mouth[0][0] : Infinity;
+  out.captured = clock ? clock.levels.filter(([at]) => at >= first) : [];
   p.mouth = []; p.sound = []; return out; }"""
 
 
@@ -279,7 +283,11 @@ def call_offsets(sender: dict[str, list[Any]], receiver: dict[str, list[Any]]) -
     """What the call adds, from the probes of the sender page and the receiver page."""
     open_ms = OPEN_FRAMES / FPS * 1000
     sent_mouth = mouth_onsets(sender["mouth"], open_ms)
-    sent_sound = sound_onsets(sender["sound"])
+    # At the source, both events at their capture times: the camera frame's, and the
+    # microphone frame's (from the sender's encoded frames; the page's AudioWorklet hears its
+    # own microphone some 60-120 ms after capture). A page without them: the worklet's.
+    captured = sender.get("captured") or []
+    sent_sound = sound_onsets(captured) if len(captured) >= 10 else sound_onsets(sender["sound"])
     seen_mouth = mouth_onsets(receiver["mouth"])
     seen_sound = sound_onsets(receiver["sound"])
     events, sounds, mouths = [], [], []
@@ -315,3 +323,11 @@ async def measure(sender: Any, receiver: Any, seconds: float) -> Offsets:
     for page in (sender, receiver):
         await page.evaluate("() => window.lipProbe.stop()")
     return call_offsets(sent, seen)
+
+
+async def listen_only(receiver: Any) -> None:
+    """The receiving page turns its camera off: the two pages share the 2 cores of this
+    machine, where each person's browser would have its own; with one landmarker instead of
+    two the sender extracts at its own pace, not at the loaded machine's."""
+    await receiver.click("#camera-off")
+    await receiver.wait_for_function("() => window.lpstream.cameraOff === true", timeout=5000)

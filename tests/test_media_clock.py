@@ -20,9 +20,11 @@ from lpstream.node.config import NodeConfig
 from lpstream.node.endpoints import EndpointContext
 from lpstream.node.media_clock import (
     MAX_LAG_S,
+    RTP_PERIOD_MS,
     TIMESTAMP_MODULO,
     ArrivalMapping,
     SendLag,
+    VoiceArrival,
     tile_stream_id,
 )
 from lpstream.node.video_downlink import VideoDownlink
@@ -85,13 +87,41 @@ def test_send_lag_is_a_clamped_median() -> None:
     assert lag.seconds == MAX_LAG_S
 
 
+def test_a_voice_clock_stamp_maps_to_when_its_sound_arrived() -> None:
+    """Motion stamped on the speaker's RTP clock (ms) lands at its sound's arrival, by the
+    fastest trip, across the RTP wrap; a stamp of another clock is refused."""
+    rng = random.Random(9)
+    voice = VoiceArrival()
+    origin = 2**32 - 48000 * 2  # wraps 2 s in
+    fastest = 0.020
+    for i in range(150):  # 60 ms packets, 9 s
+        rtp_s = i * 0.060
+        arrival = 500.0 + rtp_s + fastest + rng.expovariate(1 / 0.030)
+        voice.observe((origin + 48 * 60 * i) % 2**32, arrival)
+    now = 500.0 + 149 * 0.060 + 0.1
+    # The sender unwrapped from its first timestamp: its stamps are ms of origin + t.
+    for t_s in (8.0, 8.5):
+        stamp = int((origin + 48000 * t_s) / 48)
+        assert voice.arrival_of(stamp, now) == pytest.approx(500.0 + t_s + fastest, abs=0.002)
+        # A receiver that first heard it after the wrap unwraps one period lower: same time.
+        assert voice.arrival_of(int(stamp - RTP_PERIOD_MS), now) == pytest.approx(
+            500.0 + t_s + fastest, abs=0.002
+        )
+    assert voice.arrival_of(123456, now) is None, "another clock"
+    assert VoiceArrival().arrival_of(1000, now) is None, "no voice heard"
+
+
 async def test_an_avatar_track_measures_how_late_its_frames_leave() -> None:
+    """The lag is taken when aiortc asks for the next frame: after it encoded and sent
+    the one before (what its sender reports time)."""
     track = AvatarTrack(25.0)
     frame = np.zeros((64, 64, 3), np.uint8)
     for _ in range(5):
         track.publish(frame, None, time.monotonic() - 0.150)
         await track.recv()
-    assert 0.150 <= track.lag.seconds < 0.150 + 0.1
+        await asyncio.sleep(0.030)  # encoding and sending
+    await track.recv()  # (the placeholder repeat after 0.5 s idle) takes the last lag
+    assert 0.180 <= track.lag.seconds < 0.180 + 0.1
     track.publish(frame)  # a frame without content time (concealed, a tick) changes nothing
     await track.recv()
     assert 0.150 <= track.lag.seconds < 0.250

@@ -428,6 +428,10 @@ async function connectMedia(nodeId, kept = null) {
     iceServers: config.iceServers, slots: config.slots, uplink: kinds.uplink,
     downlink: kinds.downlink, cameraTrack: track, cameraStream: camera, microphone,
   }));
+  // Motion stamped on the microphone's RTP clock (audio_clock.js); before the offer.
+  if (kinds.uplink.useAudioClock && microphone && params.get("lipsync") !== "0" && call.audioTransceivers[0]) {
+    kinds.uplink.audioClock.attach(call.audioTransceivers[0].sender);
+  }
   const mine = kinds;
   setMuted(Boolean(state.muted));
   state.call = call;

@@ -10,8 +10,10 @@ import {
   framePacket,
   unframePacket,
 } from "./codec/index.js";
+import { ReceiverAudioClock } from "./audio_clock.js";
 import { NeutralPose } from "./neutral_pose.js";
 import { AudioPlayoutDelay, PlayoutSync } from "./playout_sync.js";
+import { VoiceHold } from "./voice_hold.js";
 import { MeshwarpGLRenderer } from "./render/renderer.js";
 
 function fromHex(text) {
@@ -38,6 +40,8 @@ export class KeypointDownlink {
     this.audioReceiver = audioReceiver; // slot -> the RTCRtpReceiver of that tile's voice, or null
     this.lipSync = lipSync; // false: motion is drawn as it arrives (to measure what sync does)
     this.audioDelays = new Map(); // slot -> AudioPlayoutDelay
+    this.audioClocks = new Map(); // slot -> ReceiverAudioClock (when each voice time plays)
+    this.voiceHolds = new Map(); // slot -> VoiceHold (the voice waits for late motion)
     this.statsTimer = null;
     this.sources = new Map(); // source id -> {decoder, pacer, motion, fresh, face, resetPending}
     this.slotOf = new Map(); // source id -> slot
@@ -83,8 +87,54 @@ export class KeypointDownlink {
       if (!inbound) continue;
       const playout = inbound.playoutId ? report.get(inbound.playoutId) : null;
       if (!this.audioDelays.has(slot)) this.audioDelays.set(slot, new AudioPlayoutDelay());
-      this.audioDelays.get(slot).update(inbound, playout);
+      const delay = this.audioDelays.get(slot);
+      delay.update(inbound, playout);
+      if (this.audioClocks.has(slot)) this.audioClocks.get(slot).outputMs = delay.playoutMs;
+      this.holdVoice(slot, receiver, delay);
     }
+  }
+
+  /** Motion of this tile drawn after its sound: let the voice wait longer (voice_hold.js). */
+  holdVoice(slot, receiver, delay) {
+    if (!this.lipSync || !("jitterBufferTarget" in receiver)) return;
+    const id = [...this.slotOf].find(([, s]) => s === slot)?.[0];
+    const source = id !== undefined ? this.sources.get(id) : null;
+    if (!source) return;
+    if (!this.voiceHolds.has(slot)) this.voiceHolds.set(slot, new VoiceHold());
+    const target = this.voiceHolds.get(slot).update(source.sync.lateMs(0.8), delay.jitterMs);
+    try {
+      receiver.jitterBufferTarget = target > 0 ? target : null;
+    } catch {
+      // out of the browser's range: keep what it has
+    }
+  }
+
+  /** Each tile's voice clock, read every animation frame (a cheap synchronous call). */
+  readAudioClocks() {
+    for (const slot of new Set(this.slotOf.values())) {
+      const receiver = this.audioReceiver(slot);
+      if (!receiver || !receiver.getSynchronizationSources) continue;
+      if (!this.audioClocks.has(slot)) this.audioClocks.set(slot, new ReceiverAudioClock());
+      for (const source of receiver.getSynchronizationSources()) this.audioClocks.get(slot).read(source);
+    }
+  }
+
+  /** How this page's tiles were placed: per tile, frames on the voice clock / by arrival,
+   * the p50/p80 lateness of voice-clock frames and the voice's hold (ms). */
+  syncFigures() {
+    const out = {};
+    for (const [id, source] of this.sources) {
+      const slot = this.slotOf.get(id);
+      const hold = this.voiceHolds.get(slot);
+      out[slot] = {
+        voiceClock: source.sync.placed.voiceClock,
+        arrival: source.sync.placed.arrival,
+        lateP50: source.sync.lateMs(0.5),
+        lateP80: source.sync.lateMs(0.8),
+        holdMs: hold ? hold.targetMs : 0,
+      };
+    }
+    return out;
   }
 
   audioDelayMs(id) {
@@ -97,7 +147,11 @@ export class KeypointDownlink {
     if (!source) {
       const decoder = new MotionDecoder();
       source = { decoder, pacer: new FeedbackPacer(decoder), motion: null, fresh: false, face: null, resetPending: false, packets: 0, neutral: new NeutralPose(), shown: null, pose: null,
-        sync: new PlayoutSync({ audioDelayMs: () => this.audioDelayMs(id), enabled: this.lipSync }) };
+        sync: new PlayoutSync({
+          audioDelayMs: () => this.audioDelayMs(id),
+          audioClock: () => this.audioClocks.get(this.slotOf.get(id)) || null,
+          enabled: this.lipSync,
+        }) };
       this.sources.set(id, source);
     }
     return source;
@@ -204,6 +258,7 @@ export class KeypointDownlink {
   }
 
   renderDue() {
+    this.readAudioClocks();
     const controls = this.controls();
     const now = performance.now();
     for (const source of this.sources.values()) {

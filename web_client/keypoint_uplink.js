@@ -1,7 +1,13 @@
 // Uplink `keypoints`: this page finds its face, computes the built-in backend's motion,
 // encodes it and sends it on `motion-up`; the camera never leaves the page
 // (docs/protocol.md §12). The node's merged feedback comes back on the same channel.
+//
+// Each motion frame is stamped with the time its camera frame was captured, on the voice
+// clock when the microphone's is known (audio_clock.js: ms of its RTP clock), so that a
+// receiver can draw the frame when the sound said at that moment plays; on page time
+// otherwise (ms since this uplink started).
 
+import { SenderAudioClock } from "./audio_clock.js";
 import { LANDMARKS, MotionEncoder } from "./codec/index.js";
 import { KeypointSender } from "./sender/keypoint_sender.js";
 
@@ -25,6 +31,41 @@ export class KeypointUplink {
     this.extractMs = [];
     this.framesSent = 0;
     this.faceVisible = true;
+    /** The microphone's clock; app.js attaches it to the microphone's sender before the
+     * offer (`useAudioClock`). */
+    this.useAudioClock = true;
+    this.audioClock = new SenderAudioClock();
+    this.stamped = { voiceClock: 0, page: 0 };
+    this.frame = null; // {captureMs, presented} of the newest camera frame shown
+    this.sentPresented = null;
+    this.frameCallback = null;
+  }
+
+  /** Follow the camera's frames (requestVideoFrameCallback): their capture times, and which
+   * frame was already sent. Without it, a frame is stamped when it is read. */
+  watchFrames(video) {
+    if (!video.requestVideoFrameCallback || this.frameCallback) return;
+    const watch = (now, meta) => {
+      const captureMs = meta.captureTime !== undefined ? meta.captureTime : now;
+      this.frame = { captureMs, presented: meta.presentedFrames };
+      this.frameCallback = video.requestVideoFrameCallback(watch);
+    };
+    this.frameCallback = video.requestVideoFrameCallback(watch);
+    this.video = video;
+  }
+
+  /** The timestamp of a frame captured at page time `captureMs`. */
+  stampOf(captureMs) {
+    const voiceMs = this.audioClock.voiceMsAt(captureMs);
+    if (voiceMs !== null) {
+      this.stamped.voiceClock += 1;
+      // The page's start time keeps the latency figures (bench/browser_call.py) true.
+      this.wallStart = Date.now() - performance.now() + captureMs - Math.floor(voiceMs);
+      return Math.floor(voiceMs);
+    }
+    this.stamped.page += 1;
+    this.wallStart = Date.now() - performance.now() + this.started;
+    return Math.round(captureMs - this.started);
   }
 
   /** The page's own channel, created before the offer. */
@@ -39,6 +80,7 @@ export class KeypointUplink {
   /** Extract from `video` at `fps` while the channel is open; `sendControl` takes JSON. */
   start(video, sendControl, fps = 25) {
     this.stop();
+    this.watchFrames(video);
     this.timer = setInterval(() => this.step(video, sendControl), 1000 / fps);
   }
 
@@ -50,9 +92,13 @@ export class KeypointUplink {
       this.faceVisible = false;
       return;
     }
+    const frame = this.frame;
+    if (frame && frame.presented === this.sentPresented) return; // no new camera frame yet
+    this.sentPresented = frame ? frame.presented : null;
     const now = performance.now();
-    const timestampMs = Math.round(now - this.started);
-    const output = this.sender.extract(video, timestampMs);
+    const timestampMs = this.stampOf(frame ? Math.min(frame.captureMs, now) : now);
+    // The landmarker wants its own increasing page time, whatever the stamp's clock.
+    const output = this.sender.extract(video, Math.round(now - this.started));
     this.extractMs.push(performance.now() - now);
     if (this.extractMs.length > 50) this.extractMs.shift();
     if (output.faceId !== null && output.faceId !== this.faceId) {
@@ -72,10 +118,13 @@ export class KeypointUplink {
   stop() {
     clearInterval(this.timer);
     this.timer = null;
+    if (this.frameCallback !== null && this.video) this.video.cancelVideoFrameCallback(this.frameCallback);
+    this.frameCallback = null;
   }
 
   close() {
     this.stop();
     this.sender.close();
+    this.audioClock.close();
   }
 }

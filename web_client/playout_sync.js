@@ -1,7 +1,13 @@
 // Lip sync of the tiles this page renders (downlink `keypoints`): each motion frame is drawn
 // when the voice of the same moment plays, not when its packet arrives.
 //
-// A frame's *arrival time* is its sender timestamp put on this page's clock by the fastest
+// First choice, the voice clock (audio_clock.js): a keypoint sender stamps its motion with
+// its microphone's RTP time, the node forwards the voice with those RTP timestamps, and this
+// page's audio receiver says when each RTP time plays. A frame is due when its stamp is heard.
+// A frame stamped on another clock (a camera-uplink sender, the node's clock; a page without
+// a microphone) is placed off by far more than PLAUSIBLE_MS, and then the fallback below holds.
+//
+// Fallback: a frame's *arrival time* is its sender timestamp put on this page's clock by the fastest
 // trip seen (the smallest arrival − timestamp over the last WINDOW_MS): jitter only makes a
 // packet later than that, so every frame is placed as if it came by the fastest trip, and
 // frames keep their sender's spacing. The voice of the same moment arrives about then too
@@ -16,6 +22,10 @@ export const WINDOW_MS = 10000;
 export const RESTART_MS = 60000;
 /** Never hold motion longer than this behind the voice's wait (a stats glitch). */
 export const MAX_DELAY_MS = 1000;
+/** A voice-clock due time further than this from now is not the same clock. */
+export const PLAUSIBLE_MS = 2000;
+/** How many recent frames' lateness is kept (2 s at 25 fps). */
+export const LATENESS_FRAMES = 50;
 const MODULO = 2 ** 32;
 
 /** Sender timestamps (ms mod 2³²) → this page's clock by the earliest arrival. */
@@ -79,12 +89,16 @@ export class AudioPlayoutDelay {
 
 /** Per tile: when each frame is due, and the queue of frames not due yet. */
 export class PlayoutSync {
-  /** `audioDelayMs()`: the tile's voice's wait now; `enabled: false` draws at arrival. */
-  constructor({ audioDelayMs = () => 0, enabled = true } = {}) {
+  /** `audioDelayMs()`: the tile's voice's wait now (fallback); `audioClock()`: the tile's
+   * ReceiverAudioClock or null; `enabled: false` draws at arrival. */
+  constructor({ audioDelayMs = () => 0, audioClock = () => null, enabled = true } = {}) {
     this.audioDelayMs = audioDelayMs;
+    this.audioClock = audioClock;
     this.enabled = enabled;
     this.mapping = new ArrivalMapping();
     this.queue = []; // {dueMs, item}, dueMs non-decreasing
+    this.lateness = []; // arrival − due (ms) of recent frames: > 0, drawn after their sound
+    this.placed = { voiceClock: 0, arrival: 0 };
   }
 
   /** A frame arrived now (`nowMs`); `timestampMs` is its sender time, or null (no time). */
@@ -93,10 +107,32 @@ export class PlayoutSync {
       this.queue.push({ dueMs: nowMs, item });
       return;
     }
-    const arrival = timestampMs === null || timestampMs === undefined
-      ? nowMs : this.mapping.add(timestampMs, nowMs);
+    let due = null;
+    if (timestampMs !== null && timestampMs !== undefined) {
+      const clock = this.audioClock();
+      const heard = clock ? clock.playoutAtMs(timestampMs, nowMs) : null;
+      if (heard !== null && Math.abs(heard - nowMs) < PLAUSIBLE_MS) {
+        due = heard;
+        this.placed.voiceClock += 1;
+        this.lateness.push(nowMs - heard);
+        if (this.lateness.length > LATENESS_FRAMES) this.lateness.shift();
+      }
+    }
+    if (due === null) {
+      const arrival = timestampMs === null || timestampMs === undefined
+        ? nowMs : this.mapping.add(timestampMs, nowMs);
+      due = arrival + this.audioDelayMs();
+      this.placed.arrival += 1;
+    }
     const last = this.queue.length ? this.queue[this.queue.length - 1].dueMs : -Infinity;
-    this.queue.push({ dueMs: Math.max(arrival + this.audioDelayMs(), last), item });
+    this.queue.push({ dueMs: Math.max(due, last), item });
+  }
+
+  /** Quantile `q` of the recent frames' lateness (ms), NaN without voice-clock frames. */
+  lateMs(q = 0.8) {
+    if (!this.lateness.length) return NaN;
+    const sorted = [...this.lateness].sort((a, b) => a - b);
+    return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
   }
 
   /** Frames due by `nowMs`, oldest first (removed from the queue). */

@@ -43,7 +43,7 @@ from typing import Any
 import av
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
-from lpstream.node.media_clock import join_tile_stream
+from lpstream.node.media_clock import VoiceArrival, join_tile_stream
 from lpstream.node.meters import RateMeter
 from lpstream.node.opus_sdp import tune_opus
 from lpstream.node.rtp_origin import pts_for, timestamp_origin
@@ -89,6 +89,8 @@ class AudioSource:
         self.late = 0
         self.newest: int | None = None
         """Sequence number of the newest packet published."""
+        self.arrival = VoiceArrival()
+        """When the voice of each RTP time reached this node (lip sync, `media_clock.py`)."""
         self._level: tuple[int, float] | None = None
 
     def publish(
@@ -108,6 +110,7 @@ class AudioSource:
             self.newest = sequence
         self.bytes.add(len(payload))
         self.packets += 1
+        self.arrival.observe(rtp_timestamp, time.monotonic())
         if level_dbov is not None:
             self._level = (level_dbov, time.monotonic())
         frame = AudioFrame(payload, rtp_timestamp, sequence or 0, level_dbov)
@@ -191,6 +194,11 @@ class AudioForwarding:
         """How loud `participant_id` speaks now (`AudioSource.level`); None if not hosted here."""
         source = self.sources.get(participant_id)
         return source.level() if source is not None else None
+
+    def voice_arrival(self, participant_id: str) -> VoiceArrival | None:
+        """When `participant_id`'s voice of each moment reached this node; None if unheard."""
+        source = self.sources.get(participant_id)
+        return source.arrival if source is not None else None
 
     def seat(self, participant_id: str) -> AudioSeat:
         """The audio of one browser session."""

@@ -55,6 +55,10 @@ class AvatarTrack(MediaStreamTrack):
         self._pending_content: float | None = None
         self.lag = SendLag()
         """How much later than their content time new frames leave (`media_clock.py`)."""
+        self._content_in_flight: float | None = None
+        """Content time of the frame handed to aiortc last: its lag is taken when aiortc
+        asks for the next frame, after it has encoded and sent that one (the packets' send
+        time is what its sender reports carry)."""
         self._has_pending = False
         self.frames_sent = 0
         self.published = 0
@@ -82,6 +86,9 @@ class AvatarTrack(MediaStreamTrack):
     async def recv(self) -> av.VideoFrame:
         if self.readyState != "live":
             raise MediaStreamError
+        if self._content_in_flight is not None:
+            self.lag.add(time.monotonic() - self._content_in_flight)
+            self._content_in_flight = None
         # Never faster than 1.5 × fps, so a burst of renders cannot flood the encoder.
         spacing = self._last_sent + 1.0 / (1.5 * self.fps) - time.monotonic()
         if spacing > 0:
@@ -98,8 +105,7 @@ class AvatarTrack(MediaStreamTrack):
         self.frames_sent += 1
         if self._has_pending:
             self._has_pending = False
-            if self._pending_content is not None:
-                self.lag.add(now - self._pending_content)
+            self._content_in_flight = self._pending_content
             for callback in self.on_sent:
                 callback(self._pending_stamp)
         return frame

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 from lpstream.backend import Backend, Controls
 from lpstream.node.config import NodeConfig
+from lpstream.node.media_clock import VoiceArrival
 from lpstream.node.router import Router, SourceRoute
 from lpstream.node.stage_pool import StagePool
 from lpstream.protocol import CodecProfile, MotionEncoder
@@ -42,6 +43,9 @@ class EndpointContext:
     voice_level: Callable[[str], float | None] = lambda source_id: None
     """(source id) → that participant's voice level now, −dBov (RFC 6464), None if unknown
     (`audio_forwarding.AudioSource.level`)."""
+    voice_arrival: Callable[[str], VoiceArrival | None] = lambda source_id: None
+    """(source id) → when that participant's voice of each moment reached this node, None if
+    unheard (lip sync of node-rendered tiles, `media_clock.VoiceArrival`)."""
 
 
 class Uplink(Protocol):

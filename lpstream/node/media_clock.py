@@ -100,3 +100,58 @@ class SendLag:
     @property
     def seconds(self) -> float:
         return statistics.median(self._lags) if self._lags else 0.0
+
+
+RTP_MODULO = 1 << 32
+OPUS_TICKS_PER_S = 48000
+RTP_PERIOD_MS = RTP_MODULO * 1000 / OPUS_TICKS_PER_S
+"""The voice clock in ms wraps after this long (2³² ticks at 48 kHz)."""
+PLAUSIBLE_S = 2.0
+"""A voice-clock stamp mapped further than this from now is on another clock."""
+
+
+class VoiceArrival:
+    """When the voice of a moment reached this node: a speaker's RTP timestamps → the
+    node's clock (s) by the fastest trip seen, as `ArrivalMapping` does for motion.
+
+    A keypoint page stamps its motion with its microphone's RTP time (ms of the 48 kHz
+    clock, web_client/audio_clock.js). Mapped here, a frame's content time is when the sound
+    of its moment arrived, so its video leaves exactly as much later than that sound as it
+    is held back (`SendLag`), whatever the motion's own trip (landmarks, data channel)."""
+
+    def __init__(self, window_s: float = WINDOW_S) -> None:
+        self.window_s = window_s
+        self._last: int | None = None
+        self._unwrapped = 0
+        self._offsets: deque[tuple[float, float]] = deque()
+        """(arrival, arrival − RTP time in s), offsets increasing: the front is the minimum."""
+
+    def observe(self, rtp_timestamp: int, arrival: float) -> None:
+        """A voice packet of RTP time `rtp_timestamp` arrived at `arrival`."""
+        rtp_timestamp %= RTP_MODULO
+        if self._last is None:
+            self._unwrapped = rtp_timestamp
+        else:
+            step = (rtp_timestamp - self._last + RTP_MODULO // 2) % RTP_MODULO - RTP_MODULO // 2
+            if abs(step) > RESTART_S * OPUS_TICKS_PER_S:
+                self._offsets.clear()
+            self._unwrapped += step
+        self._last = rtp_timestamp
+        offset = arrival - self._unwrapped / OPUS_TICKS_PER_S
+        while self._offsets and self._offsets[-1][1] >= offset:
+            self._offsets.pop()
+        self._offsets.append((arrival, offset))
+        while self._offsets[0][0] < arrival - self.window_s:
+            self._offsets.popleft()
+
+    def arrival_of(self, stamp_ms: int, now: float) -> float | None:
+        """When the voice of stamp `stamp_ms` (voice-clock ms, mod 2³²) arrived or will, on
+        this node's clock; None if no voice was seen or the stamp is on another clock."""
+        if not self._offsets:
+            return None
+        newest_ms = self._unwrapped * 1000 / OPUS_TICKS_PER_S
+        ahead = (stamp_ms - newest_ms) % RTP_PERIOD_MS
+        if ahead > RTP_PERIOD_MS / 2:
+            ahead -= RTP_PERIOD_MS
+        arrival = (newest_ms + ahead) / 1000 + self._offsets[0][1]
+        return arrival if abs(arrival - now) < PLAUSIBLE_S else None

@@ -165,6 +165,7 @@ class Node:
             lambda message: self._send_control(participant_id, message),
             lambda profile: self._motion_encoder(participant_id, profile),
             self.audio.voice_level,
+            self.audio.voice_arrival,
         )
         try:
             uplink = create_uplink(str(data.get("uplink", FALLBACK_UPLINK)), context)

@@ -22,7 +22,7 @@ from lpstream.backend import AvatarRenderer, Controls
 from lpstream.errors import LpstreamError
 from lpstream.motion import Motion
 from lpstream.node.avatar_track import AvatarTrack
-from lpstream.node.media_clock import ArrivalMapping
+from lpstream.node.media_clock import ArrivalMapping, VoiceArrival
 from lpstream.node.meters import LatencyMeter, RateMeter
 from lpstream.node.neutral_pose import NeutralPose, Pose
 from lpstream.node.portrait_image import Portrait
@@ -50,6 +50,7 @@ class ReceiverStage:
         on_error: Callable[[str, Exception], None],
         release: Callable[[AvatarRenderer], None],
         voice_level: Callable[[], float | None] = lambda: None,
+        voice_arrival: Callable[[], VoiceArrival | None] = lambda: None,
     ) -> None:
         """`voice_level`: the sender's voice now, −dBov (RFC 6464), or None if unknown."""
         self.key = key
@@ -61,6 +62,7 @@ class ReceiverStage:
         self._on_error = on_error
         self._release = release
         self._voice_level = voice_level
+        self._voice_arrival = voice_arrival
         self.neutral = NeutralPose()
         self.pose: Pose | None = None
         """What the tile showed last (live motion or rest pose, voice mouth or not)."""
@@ -102,7 +104,7 @@ class ReceiverStage:
             decoded = self.decoder.last_status is DecodeStatus.DECODED
             timestamp = self.decoder.last_timestamp_ms
             self._content = (
-                self.clock.add(timestamp, time.monotonic())
+                self._content_time(timestamp, time.monotonic())
                 if decoded and timestamp is not None
                 else None
             )
@@ -113,6 +115,14 @@ class ReceiverStage:
             self.neutral.on_no_face(time.monotonic())
             self.wake.set()
         return self._feedback.poll()
+
+    def _content_time(self, timestamp_ms: int, now: float) -> float:
+        """When the moment of this motion reached the node: the arrival of its voice if the
+        sender stamps motion on its voice clock, else its own arrival by the fastest trip."""
+        by_motion = self.clock.add(timestamp_ms, now)
+        voices = self._voice_arrival()
+        by_voice = voices.arrival_of(timestamp_ms, now) if voices is not None else None
+        return by_motion if by_voice is None else by_voice
 
     def on_portrait(self, portrait: Portrait) -> None:
         self._portrait = portrait

@@ -104,6 +104,7 @@ class VideoDownlink:
             self._context.report_render_error,
             self._context.stages.release,
             lambda: self._context.voice_level(source_id),
+            lambda: self._context.voice_arrival(source_id),
         )
         self.tiles[slot] = tile
         route.connect(tile)
