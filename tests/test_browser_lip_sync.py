@@ -69,7 +69,11 @@ async def _sync_figures(sender: Any, receiver: Any, after_s: float) -> tuple[Any
         "() => [...window.lpstream.kinds.downlink.audioDelays.values()]"
         ".map((d) => [d.jitterMs, d.playoutMs])"
     )
-    return stamped, placed, waits
+    overlay = await receiver.evaluate(
+        "() => [...document.querySelectorAll('.tile.remote')].filter((t) => !t.hidden)"
+        ".map((t) => t.querySelector('.overlay').textContent).join(' | ')"
+    )
+    return stamped, placed, (waits, overlay)
 
 
 async def _call(node: Any, clip: tuple[Path, Path], receiver_query: str, kind: str) -> Any:
@@ -98,6 +102,7 @@ async def test_a_keypoint_tile_shows_the_mouth_when_its_sound_plays(
         assert stamped["voiceClock"] > 10 * stamped["page"], stamped
         (tile,) = placed.values()
         assert tile["voiceClock"] > 10 * tile["arrival"], tile
+        assert "lip sync: on the voice clock" in waits[1], waits[1]  # what the user is told
         assert len(synced.events_ms) >= 4
         assert TARGET_MS[0] <= synced.median_ms <= TARGET_MS[1]
         assert handles[2] == [], handles[2]

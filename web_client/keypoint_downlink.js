@@ -312,7 +312,8 @@ export class KeypointDownlink {
     const tile = this.tiles.get(slot);
     if (!tile) return null;
     const sorted = [...tile.renderMs].sort((a, b) => a - b);
-    return { frames: tile.frames, renderMs: sorted.length ? sorted[Math.floor(sorted.length / 2)] : NaN };
+    const sync = this.lipSync ? this.syncFigures()[slot] || null : null;
+    return { frames: tile.frames, renderMs: sorted.length ? sorted[Math.floor(sorted.length / 2)] : NaN, sync };
   }
 
   close() {

@@ -25,11 +25,22 @@ export async function browserStats(pc, previous = {}) {
   return result;
 }
 
+/** How this page lines up a tile's mouth with its voice (keypoint_downlink.syncFigures). */
+function describeSync(sync) {
+  if (!sync) return "lip sync off";
+  if (sync.voiceClock === 0 && sync.arrival === 0) return "lip sync: waiting for motion";
+  if (!Number.isFinite(sync.lateP50)) return "lip sync: by arrival + the voice's wait (no voice clock)";
+  const lead = -sync.lateP50;
+  return `lip sync: on the voice clock · motion arrives ${fmt(Math.abs(lead), 0)} ms ${lead >= 0 ? "before" : "after"}` +
+    ` its sound (median) · voice held ${fmt(sync.holdMs, 0)} ms`;
+}
+
 export function renderTileStats(element, tile, local, page = null) {
   if (page) { // rendered by this page from relayed motion
     element.innerHTML =
       `<span class="good">motion ${fmt(tile.motion_kbps, 2)} kbit/s</span> relayed by the node\n` +
       `rendered here: ${page.frames} frames · ${fmt(page.renderMs)} ms each\n` +
+      `${describeSync(page.sync)}\n` +
       `${tile.backend} · rtt ${fmt(local.rttMs, 0)} ms`;
     return;
   }

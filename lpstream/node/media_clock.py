@@ -11,9 +11,11 @@ at which the last packet went out for that packet's RTP timestamp. So:
   be synchronised with whichever audio Chromium found first);
 - a forwarded voice packet's report time is its arrival at the node, about when the speaker
   said it; a video frame's report time is when it leaves, after the motion's trip, the wait
-  for the renderer and the render. `ArrivalMapping` puts each frame's motion on the node's
-  clock as "when it would have arrived by the fastest trip seen" (its content time), and
-  `SendLag` measures how much later its frame goes out. The tile's voice is sent that much
+  for the renderer and the render. A frame's content time is when the sound of its moment
+  reached the node: `VoiceArrival` maps the speaker's voice-clock stamp to the node's clock
+  by the voice's fastest trip; a stamp on another clock goes through `ArrivalMapping` ("when
+  the motion would have arrived by the fastest trip seen"). `SendLag` measures how much
+  later each frame goes out. The tile's voice is sent that much
   later too (`SlotTrack.delay`): both tracks' report times are then their content time plus
   the same lag, which is what the browser needs to line them up.
 
