@@ -7,7 +7,9 @@ room; the sender page's own preview and microphone give the clip's phase there (
 starts the two fake devices apart), the receiver page's tile and its audio what the call
 shows; the call's offset is the difference, per event (sound − mouth: positive = the sound
 after the mouth). Mouth times from the pictures the page shows (requestVideoFrameCallback /
-the animation frame), sound times from an AudioWorklet.
+the animation frame), sound times where the browser's audio output plays them (a PulseAudio
+null sink, tests/audio_output.py; the receiving page's AudioWorklet, which hears them later,
+is given beside as `worklet_median_ms`).
 
 Four calls: keypoint tile with the page's playout sync on, then off (`?lipsync=0`);
 node-rendered video tile with the node's sync on, then off (NodeConfig.lip_sync).
@@ -34,7 +36,16 @@ from lpstream.node import NodeConfig  # noqa: E402
 from lpstream.serve import CallServer, ServeConfig  # noqa: E402
 from lpstream.shared_data import shared_dir  # noqa: E402
 from signaling import Limits  # noqa: E402
-from tests.lip_sync import PERIOD_S, TARGET_MS, Offsets, listen_only, measure, write_clip  # noqa: E402
+from tests.audio_output import AudioOutput, browser_launch_options  # noqa: E402
+from tests.lip_sync import (  # noqa: E402
+    PERIOD_S,
+    TARGET_MS,
+    Offsets,
+    call_offsets,
+    listen_only,
+    measure,
+    write_clip,
+)
 from tests.test_browser_keypoints import close_pages, live_tile, open_pages  # noqa: E402
 
 RESULT = ROOT / "bench" / "results" / "lip_sync.json"
@@ -43,7 +54,14 @@ RESULT = ROOT / "bench" / "results" / "lip_sync.json"
 def _figures(offsets: Offsets, name: str) -> dict[str, Any]:
     raw = Path(tempfile.gettempdir()) / f"lip_sync_{name}.json"
     raw.write_text(json.dumps(offsets.raw))  # to look into, not a result
+    seen = offsets.raw["receiver"]
+    worklet = (
+        call_offsets(offsets.raw["sender"], {**seen, "sound": seen["worklet"]})
+        if "worklet" in seen
+        else None
+    )
     return {
+        "sound_from": "audio output" if worklet is not None else "AudioWorklet",
         "median_ms": round(offsets.median_ms, 1),
         "p90_abs_ms": round(offsets.p90_abs_ms, 1),
         "events": len(offsets.events_ms),
@@ -55,6 +73,7 @@ def _figures(offsets: Offsets, name: str) -> dict[str, Any]:
         if offsets.mouth_latency_ms
         else None,
         "in_target": bool(TARGET_MS[0] <= offsets.median_ms <= TARGET_MS[1]),
+        "worklet_median_ms": round(worklet.median_ms, 1) if worklet is not None else None,
     }
 
 
@@ -68,9 +87,14 @@ async def _call(
     )
     await server.start()
     out: dict[str, Any] = {}
+    output = AudioOutput.start()
     try:
         handles, (ann, bob) = await open_pages(
-            server, clip[0], ["room=lips&name=ann", f"room=lips&name=bob{query}"], clip[1]
+            server,
+            clip[0],
+            ["room=lips&name=ann", f"room=lips&name=bob{query}"],
+            clip[1],
+            browser_launch_options(output),
         )
         try:
             for page in (ann, bob):
@@ -82,7 +106,7 @@ async def _call(
             await asyncio.sleep(3)  # a few stats periods: the voice's wait is known
             name = f"{kind}_{'on' if lip_sync else 'off'}"
             try:
-                out = _figures(await measure(ann, bob, seconds), name)
+                out = _figures(await measure(ann, bob, seconds, output), name)
             except Exception as exc:  # a page that rejoined mid-measurement: say so, go on
                 out = {"error": str(exc)[:300]}
             out["load_average"] = round(os.getloadavg()[0], 1)
@@ -90,6 +114,8 @@ async def _call(
             await close_pages(handles)
     finally:
         await server.stop()
+        if output is not None:
+            output.close()
     return out
 
 

@@ -26,6 +26,7 @@ from typing import Any
 import av
 import numpy as np
 
+from tests.audio_output import AudioOutput
 from tests.chromium import write_y4m
 
 PERIOD_S = 3.2
@@ -307,8 +308,12 @@ def call_offsets(sender: dict[str, list[Any]], receiver: dict[str, list[Any]]) -
     return Offsets(events, sounds, mouths, raw)
 
 
-async def measure(sender: Any, receiver: Any, seconds: float) -> Offsets:
-    """Probe both pages for `seconds` (a fresh probe each time) and return the offsets."""
+async def measure(
+    sender: Any, receiver: Any, seconds: float, output: AudioOutput | None = None
+) -> Offsets:
+    """Probe both pages for `seconds` (a fresh probe each time) and return the offsets. With
+    `output` (the browser plays into it), the receiver's sound is what left the browser's
+    audio output; else the receiving page's AudioWorklet (which hears it later)."""
     import asyncio
 
     for page in (sender, receiver):  # a page that rejoined has a new call
@@ -317,17 +322,25 @@ async def measure(sender: Any, receiver: Any, seconds: float) -> Offsets:
         )
     await sender.evaluate(PROBE, "sender")
     await receiver.evaluate(PROBE, "receiver")
+    if output is not None:
+        output.record()
     await asyncio.sleep(seconds)
     sent = await sender.evaluate(COLLECT)
     seen = await receiver.evaluate(COLLECT)
+    if output is not None:
+        output.stop_recording()
+        seen["worklet"], seen["sound"] = seen["sound"], output.samples
     for page in (sender, receiver):
         await page.evaluate("() => window.lipProbe.stop()")
     return call_offsets(sent, seen)
 
 
 async def listen_only(receiver: Any) -> None:
-    """The receiving page turns its camera off: the two pages share the 2 cores of this
-    machine, where each person's browser would have its own; with one landmarker instead of
-    two the sender extracts at its own pace, not at the loaded machine's."""
+    """The receiving page turns its camera off and mutes its microphone: the two pages share
+    the 2 cores of this machine, where each person's browser would have its own (with one
+    landmarker instead of two the sender extracts at its own pace, not at the loaded
+    machine's), and one audio output, where only the sender's voice may play."""
     await receiver.click("#camera-off")
     await receiver.wait_for_function("() => window.lpstream.cameraOff === true", timeout=5000)
+    await receiver.click("#mute")
+    await receiver.wait_for_function("() => window.lpstream.muted === true", timeout=5000)

@@ -81,10 +81,14 @@ async def live_tile(page: Any, kind: str, limit_s: float = 60) -> list[float]:
 
 
 async def open_pages(
-    server: CallServer, camera: Path, queries: list[str], microphone: Path | None = None
+    server: CallServer,
+    camera: Path,
+    queries: list[str],
+    microphone: Path | None = None,
+    launch: dict[str, Any] | None = None,
 ) -> tuple[Any, list]:
     """One browser, a window per page (a background tab does not draw); nothing may leave
-    loopback."""
+    loopback. `launch`: more Playwright launch options (`tests/audio_output.py`)."""
     from playwright.async_api import async_playwright
 
     playwright = await async_playwright().start()
@@ -92,6 +96,7 @@ async def open_pages(
         executable_path=str(CHROMIUM),
         headless=True,
         args=[*HEADLESS_ARGS, *fake_media_args(camera, microphone)],
+        **(launch or {}),
     )
     # Nothing may leave loopback: no CDN, no telemetry.
     outside: list[str] = []

@@ -2,7 +2,8 @@
 sound bursts come exactly at its mouth openings (tests/lip_sync.py) is the fake camera and
 microphone; one page sends it, the other shows it — rendered by the page itself (keypoints)
 or by the node (video) — and the offset the call adds, sound − mouth, has a median within
-EBU R37's −40 … +60 ms. What fails without the sync: tests/test_playout_sync.py (the page's
+EBU R37's −40 … +60 ms. The receiver's sound is taken where it leaves the browser's audio
+output (tests/audio_output.py). What fails without the sync: tests/test_playout_sync.py (the page's
 schedule, on and off) and tests/test_media_clock.py (the node's clock, stream ids and the held
 voice, on and off); bench/lip_sync.py measures both kinds with the sync off too.
 """
@@ -17,8 +18,9 @@ from typing import Any
 
 import pytest
 
+from tests.audio_output import AudioOutput, browser_launch_options
 from tests.conftest import shared_file
-from tests.lip_sync import TARGET_MS, listen_only, measure, write_clip
+from tests.lip_sync import TARGET_MS, call_offsets, listen_only, measure, write_clip
 from tests.test_browser_keypoints import (  # noqa: F401 (fixtures)
     close_pages,
     fake_camera,
@@ -49,6 +51,17 @@ def talking_clip(fake_camera: Path, tmp_path: Path) -> tuple[Path, Path]:  # noq
     return video, sound
 
 
+@pytest.fixture
+def audio_output() -> Any:
+    """The browser's audio output, recorded (None without PulseAudio: the worklet then)."""
+    output = AudioOutput.start()
+    source = "the audio output" if output else "an AudioWorklet (no PulseAudio)"
+    print("receiver sound from", source)
+    yield output
+    if output is not None:
+        output.close()
+
+
 def _report(name: str, offsets: Any) -> None:
     print(
         f"{name}: sound − mouth median {offsets.median_ms:+.0f} ms, p90 |offset| "
@@ -57,6 +70,10 @@ def _report(name: str, offsets: Any) -> None:
         f"{statistics.median(offsets.sound_latency_ms or [float('nan')]):.0f} ms, mouth "
         f"{statistics.median(offsets.mouth_latency_ms or [float('nan')]):.0f} ms"
     )
+    seen = offsets.raw["receiver"]
+    if "worklet" in seen:  # the same events, the receiver's sound as its worklet heard it
+        worklet = call_offsets(offsets.raw["sender"], {**seen, "sound": seen["worklet"]})
+        print(f"  (by the receiving page's AudioWorklet: median {worklet.median_ms:+.0f} ms)")
 
 
 async def _sync_figures(sender: Any, receiver: Any, after_s: float) -> tuple[Any, Any, Any]:
@@ -76,10 +93,12 @@ async def _sync_figures(sender: Any, receiver: Any, after_s: float) -> tuple[Any
     return stamped, placed, (waits, overlay)
 
 
-async def _call(node: Any, clip: tuple[Path, Path], receiver_query: str, kind: str) -> Any:
-    handles, pages = await open_pages(
-        node, clip[0], ["room=lips&name=ann", f"room=lips&name=bob{receiver_query}"], clip[1]
-    )
+async def _call(
+    node: Any, clip: tuple[Path, Path], receiver_query: str, kind: str, output: Any
+) -> Any:
+    queries = ["room=lips&name=ann", f"room=lips&name=bob{receiver_query}"]
+    launch = browser_launch_options(output)
+    handles, pages = await open_pages(node, clip[0], queries, clip[1], launch)
     for page in pages:
         await page.wait_for_function("() => window.lpstream.phase === 'in-call'", timeout=30000)
     await live_tile(pages[1], kind)
@@ -90,11 +109,12 @@ async def _call(node: Any, clip: tuple[Path, Path], receiver_query: str, kind: s
 async def test_a_keypoint_tile_shows_the_mouth_when_its_sound_plays(
     server: Any,  # noqa: F811
     talking_clip: tuple[Path, Path],
+    audio_output: Any,
 ) -> None:
-    handles, (ann, bob) = await _call(server, talking_clip, "", "canvas")
+    handles, (ann, bob) = await _call(server, talking_clip, "", "canvas", audio_output)
     try:
         figures = asyncio.create_task(_sync_figures(ann, bob, MEASURE_S - 5.0))
-        synced = await measure(ann, bob, MEASURE_S)
+        synced = await measure(ann, bob, MEASURE_S, audio_output)
         _report("keypoints, synced", synced)
         stamped, placed, waits = await figures
         print(f"sender stamps {stamped}; receiver placed {placed}; voice waits {waits}")
@@ -113,11 +133,13 @@ async def test_a_keypoint_tile_shows_the_mouth_when_its_sound_plays(
 async def test_a_node_rendered_tile_is_in_sync_with_its_sound(
     server: Any,  # noqa: F811
     talking_clip: tuple[Path, Path],
+    audio_output: Any,
 ) -> None:
     opted_in()
-    handles, (ann, bob) = await _call(server, talking_clip, "&downlink=video", "video")
+    query = "&downlink=video"
+    handles, (ann, bob) = await _call(server, talking_clip, query, "video", audio_output)
     try:
-        synced = await measure(ann, bob, MEASURE_S)
+        synced = await measure(ann, bob, MEASURE_S, audio_output)
         _report("video, synced", synced)
         assert len(synced.events_ms) >= 4
         assert TARGET_MS[0] <= synced.median_ms <= TARGET_MS[1]
