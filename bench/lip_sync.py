@@ -41,9 +41,9 @@ from tests.lip_sync import (  # noqa: E402
     PERIOD_S,
     TARGET_MS,
     Offsets,
-    call_offsets,
     listen_only,
     measure,
+    worklet_offsets,
     write_clip,
 )
 from tests.test_browser_keypoints import close_pages, live_tile, open_pages  # noqa: E402
@@ -54,12 +54,7 @@ RESULT = ROOT / "bench" / "results" / "lip_sync.json"
 def _figures(offsets: Offsets, name: str) -> dict[str, Any]:
     raw = Path(tempfile.gettempdir()) / f"lip_sync_{name}.json"
     raw.write_text(json.dumps(offsets.raw))  # to look into, not a result
-    seen = offsets.raw["receiver"]
-    worklet = (
-        call_offsets(offsets.raw["sender"], {**seen, "sound": seen["worklet"]})
-        if "worklet" in seen
-        else None
-    )
+    worklet = worklet_offsets(offsets)
     return {
         "sound_from": "audio output" if worklet is not None else "AudioWorklet",
         "median_ms": round(offsets.median_ms, 1),

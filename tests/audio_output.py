@@ -87,10 +87,10 @@ class AudioOutput:
             fresh = np.frombuffer(data[: len(data) // 2 * 2], "<i2") / 32768
             pending = np.concatenate([pending, fresh])
             blocks = len(pending) // BLOCK
-            for i in range(blocks):
-                block = pending[i * BLOCK : (i + 1) * BLOCK]
-                end_ms = now_ms - (len(pending) - (i + 1) * BLOCK) * 1000 / RATE
-                self.samples.append([end_ms, float(np.sqrt(np.mean(block**2)))])
+            rms = np.sqrt(np.mean(pending[: blocks * BLOCK].reshape(blocks, BLOCK) ** 2, axis=1))
+            # the newest sample was read now; each block ends that many samples earlier
+            after_ms = (len(pending) - BLOCK * np.arange(1, blocks + 1)) * 1000 / RATE
+            self.samples += [[now_ms - a, float(r)] for a, r in zip(after_ms, rms, strict=True)]
             pending = pending[blocks * BLOCK :]
 
     def stop_recording(self) -> None:

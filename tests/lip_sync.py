@@ -308,6 +308,15 @@ def call_offsets(sender: dict[str, list[Any]], receiver: dict[str, list[Any]]) -
     return Offsets(events, sounds, mouths, raw)
 
 
+def worklet_offsets(offsets: Offsets) -> Offsets | None:
+    """The same events with the receiver's sound as its AudioWorklet heard it, if `measure`
+    took the sound from the audio output (else None: the worklet's is the measurement)."""
+    seen = offsets.raw["receiver"]
+    if "worklet" not in seen:
+        return None
+    return call_offsets(offsets.raw["sender"], {**seen, "sound": seen["worklet"]})
+
+
 async def measure(
     sender: Any, receiver: Any, seconds: float, output: AudioOutput | None = None
 ) -> Offsets:

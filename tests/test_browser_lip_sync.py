@@ -3,9 +3,9 @@ sound bursts come exactly at its mouth openings (tests/lip_sync.py) is the fake 
 microphone; one page sends it, the other shows it — rendered by the page itself (keypoints)
 or by the node (video) — and the offset the call adds, sound − mouth, has a median within
 EBU R37's −40 … +60 ms. The receiver's sound is taken where it leaves the browser's audio
-output (tests/audio_output.py). What fails without the sync: tests/test_playout_sync.py (the page's
-schedule, on and off) and tests/test_media_clock.py (the node's clock, stream ids and the held
-voice, on and off); bench/lip_sync.py measures both kinds with the sync off too.
+output (tests/audio_output.py). What fails without the sync: tests/test_playout_sync.py (the
+page's schedule, on and off) and tests/test_media_clock.py (the node's clock, stream ids and
+the held voice, on and off); bench/lip_sync.py measures both kinds with the sync off too.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import pytest
 
 from tests.audio_output import AudioOutput, browser_launch_options
 from tests.conftest import shared_file
-from tests.lip_sync import TARGET_MS, call_offsets, listen_only, measure, write_clip
+from tests.lip_sync import TARGET_MS, listen_only, measure, worklet_offsets, write_clip
 from tests.test_browser_keypoints import (  # noqa: F401 (fixtures)
     close_pages,
     fake_camera,
@@ -70,9 +70,8 @@ def _report(name: str, offsets: Any) -> None:
         f"{statistics.median(offsets.sound_latency_ms or [float('nan')]):.0f} ms, mouth "
         f"{statistics.median(offsets.mouth_latency_ms or [float('nan')]):.0f} ms"
     )
-    seen = offsets.raw["receiver"]
-    if "worklet" in seen:  # the same events, the receiver's sound as its worklet heard it
-        worklet = call_offsets(offsets.raw["sender"], {**seen, "sound": seen["worklet"]})
+    worklet = worklet_offsets(offsets)
+    if worklet is not None:
         print(f"  (by the receiving page's AudioWorklet: median {worklet.median_ms:+.0f} ms)")
 
 

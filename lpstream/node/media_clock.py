@@ -15,9 +15,9 @@ at which the last packet went out for that packet's RTP timestamp. So:
   reached the node: `VoiceArrival` maps the speaker's voice-clock stamp to the node's clock
   by the voice's fastest trip; a stamp on another clock goes through `ArrivalMapping` ("when
   the motion would have arrived by the fastest trip seen"). `SendLag` measures how much
-  later each frame goes out. The tile's voice is sent that much
-  later too (`SlotTrack.delay`): both tracks' report times are then their content time plus
-  the same lag, which is what the browser needs to line them up.
+  later each frame goes out. The tile's voice is sent that much later too
+  (`SlotTrack.delay`): both tracks' report times are then their content time plus the same
+  lag, which is what the browser needs to line them up.
 
 Why delay the voice instead of rewriting the video's sender reports to the content time:
 aiortc has no public hook for sender reports (their NTP and RTP values are name-mangled
