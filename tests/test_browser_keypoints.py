@@ -183,3 +183,50 @@ async def test_a_mixed_room_works_both_ways_in_browsers(
         assert handles[2] == [], handles[2]
     finally:
         await close_pages(handles)
+
+
+VISIBLE_TILE_CANVAS = (
+    "[...document.querySelectorAll('.tile.remote')].find((t) => !t.hidden).querySelector('canvas')"
+)
+
+
+async def test_a_keypoint_tile_comes_back_after_a_media_restart_and_a_lost_gpu_context(
+    server: CallServer, fake_camera: Path
+) -> None:
+    """A restart closes the old downlink, whose renderer frees the GPU by losing its canvas's
+    context; the new downlink used to compile its shaders on that dead context ("shader:
+    null") and the tile stayed blank. A GPU process reset loses a context mid-call the same
+    way. Either way the tile must play again, on a new canvas."""
+    handles, (ann, bob) = await open_pages(
+        server, fake_camera, ["room=kp&name=ann", "room=kp&name=bob"]
+    )
+    try:
+        for page in (ann, bob):
+            await page.wait_for_function("() => window.lpstream.phase === 'in-call'", timeout=30000)
+        await live_tile(bob, "canvas")
+
+        await bob.evaluate(f"() => {{ {VISIBLE_TILE_CANVAS}.lpstreamBefore = true; }}")
+        await bob.evaluate(
+            "() => window.lpstream.call.dispatchEvent(new CustomEvent('stalled', "
+            "{detail: 'test: a restart'}))"
+        )
+        await bob.wait_for_function(
+            "() => window.lpstream.restarts >= 1 && window.lpstream.phase === 'in-call'",
+            timeout=30000,
+        )
+        await live_tile(bob, "canvas")
+        assert await bob.evaluate(f"() => !{VISIBLE_TILE_CANVAS}.lpstreamBefore"), "same canvas"
+
+        await bob.evaluate(
+            f"() => {{ const canvas = {VISIBLE_TILE_CANVAS}; canvas.lpstreamBefore = true;"
+            " canvas.getContext('webgl2').getExtension('WEBGL_lose_context').loseContext(); }"
+        )
+        await bob.wait_for_function(
+            "() => window.lpstream.kinds.downlink.contextLosses >= 1", timeout=10000
+        )
+        await live_tile(bob, "canvas")
+        assert await bob.evaluate(f"() => !{VISIBLE_TILE_CANVAS}.lpstreamBefore"), "same canvas"
+        assert await bob.evaluate("() => window.lpstream.rejoins") == 0
+        assert handles[2] == [], f"requests left loopback or pages failed: {handles[2]}"
+    finally:
+        await close_pages(handles)

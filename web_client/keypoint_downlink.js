@@ -20,14 +20,38 @@ function fromHex(text) {
   return new Uint8Array(text.match(/../g).map((byte) => parseInt(byte, 16)));
 }
 
+// Canvases whose WebGL context is gone: a renderer closed it (a restart or a rejoin closes the
+// old downlink, which frees its GPU memory by losing the context) or the GPU process reset.
+// A canvas keeps its one context for life, so a new renderer needs a new canvas there.
+const lostCanvases = new WeakSet();
+
+/** `canvas`, or a blank copy in its place in the page if its WebGL context is lost. */
+function usableCanvas(canvas) {
+  if (!lostCanvases.has(canvas)) return canvas;
+  const fresh = canvas.cloneNode(false);
+  canvas.replaceWith(fresh);
+  return fresh;
+}
+
 class TileRenderer {
-  constructor(canvas) {
-    this.canvas = canvas;
-    this.renderer = new MeshwarpGLRenderer(canvas);
+  /** @param {() => void} onLost called when the GPU takes the context away mid-call */
+  constructor(canvas, onLost = () => {}) {
+    this.canvas = usableCanvas(canvas);
+    this.canvas.addEventListener("webglcontextlost", () => {
+      lostCanvases.add(this.canvas);
+      this.ready = false;
+      onLost();
+    });
+    this.renderer = new MeshwarpGLRenderer(this.canvas);
     this.sourceSha = null;
     this.ready = false;
     this.frames = 0;
     this.renderMs = [];
+  }
+
+  close() {
+    lostCanvases.add(this.canvas); // close() loses the context on purpose
+    this.renderer.close();
   }
 }
 
@@ -59,6 +83,7 @@ export class KeypointDownlink {
     this.portraitChannel = null;
     this.animation = null;
     this.drawn = [];
+    this.contextLosses = 0; // tiles redrawn on a new canvas after the GPU lost theirs
   }
 
   openChannels(pc) {
@@ -242,7 +267,7 @@ export class KeypointDownlink {
       if (!data || !image) continue;
       let tile = this.tiles.get(slot);
       if (!tile) {
-        tile = new TileRenderer(this.canvasFor(slot));
+        tile = new TileRenderer(this.canvasFor(slot), () => this.replaceTile(slot, tile));
         this.tiles.set(slot, tile);
       }
       if (tile.sourceSha !== sha || tile.sourceId !== id) {
@@ -255,6 +280,14 @@ export class KeypointDownlink {
         source.neutral.resetReference(); // setSource resets the renderer's reference
       }
     }
+  }
+
+  /** The GPU lost `tile`'s context: draw that slot again on a new canvas and renderer. */
+  replaceTile(slot, tile) {
+    if (this.tiles.get(slot) !== tile) return;
+    this.tiles.delete(slot);
+    this.contextLosses += 1;
+    this.installSources();
   }
 
   renderDue() {
@@ -319,7 +352,7 @@ export class KeypointDownlink {
   close() {
     cancelAnimationFrame(this.animation);
     clearInterval(this.statsTimer);
-    for (const tile of this.tiles.values()) tile.renderer.close();
+    for (const tile of this.tiles.values()) tile.close();
     this.tiles.clear();
   }
 }
