@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 
 from aiortc import RTCPeerConnection
+from aiortc.rtcsctptransport import DataChunk, ForwardTsnChunk
 
 from lpstream.node import sctp_acks, wire_meter
 
@@ -86,6 +87,30 @@ async def test_one_way_data_is_acknowledged_every_second_packet() -> None:
         assert len(received[1]) == FRAMES
         assert 0.4 * FRAMES <= sacks <= 0.65 * FRAMES, sacks  # not one per packet
         assert outstanding(first) == 0
+    finally:
+        await first.close()
+        await second.close()
+
+
+async def test_a_chunk_for_a_closed_dtls_transport_is_dropped_not_raised() -> None:
+    """aiortc raised ConnectionError inside its own unawaited tasks (T3, FORWARD-TSN, flushes)
+    once a connection dropped: an asyncio ERROR in the node's log per dropped peer."""
+    first, second, _, _ = await connected_pair()
+    try:
+        sctp = first.sctp
+        assert sctp is not None
+        await sctp.transport.stop()
+        for _ in range(100):  # its receive loop ends, then it says closed
+            if sctp.transport.state == "closed":
+                break
+            await asyncio.sleep(0.05)
+        assert sctp.transport.state == "closed"
+        before = sctp_acks.dropped_after_close(sctp)  # aiortc's own, as it noticed the close
+        forward_tsn = ForwardTsnChunk()
+        forward_tsn.cumulative_tsn = 1
+        await sctp._send_chunk(forward_tsn)  # stock aiortc: ConnectionError
+        await sctp._send_chunk(DataChunk())
+        assert sctp_acks.dropped_after_close(sctp) == before + 2
     finally:
         await first.close()
         await second.close()
