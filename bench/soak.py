@@ -15,6 +15,8 @@ whose other members are honest), a calm tail. Measured:
 - what reached honest pages: motion that does not decode, shown motion further than the
   codec's bound from what was sent (quantiser steps), text frames that are not node
   messages, closed channels or peer connections.
+- CPU: cores the node and the honest pages' processes used per phase (/proc utime+stime),
+  to tell a starved machine from a slow node.
 - the node's log: ERROR lines, tracebacks, WARNING lines (count and the most frequent).
 
 Run: .venv/bin/python bench/soak.py  → bench/results/soak.json (≈ 11 minutes, 23 honest pages)
@@ -42,6 +44,7 @@ sys.path.insert(0, str(HERE.parent))
 
 RESULTS = HERE / "results"
 RSS_EVERY_S = 2.0
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 SAME_ROOM = "same"
 HOSTILE_ROOMS = ("evil", SAME_ROOM)
 HOSTILE_JOIN_LEAD_S = 20.0
@@ -50,8 +53,11 @@ HOSTILE_JOIN_LEAD_S = 20.0
 
 @dataclass
 class SoakPlan:
-    other_rooms: int = 5
-    per_room: int = 4
+    other_rooms: int = 10
+    per_room: int = 2
+    """Two-person calls: 23 pages in rooms of four need ~3.1 cores at 25 fps on their own
+    (0.10 per page, their aiortc SCTP/DTLS and decoding, besides ~0.03 per participant of the
+    node), more than this 2-core machine has; starved pages then measure the machine."""
     same_room_honest: int = 3
     """Honest pages in the attacker's calm room (the attacker is the last member)."""
     pages_per_worker: int = 2
@@ -71,6 +77,30 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process `pid` so far (0 once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def phase_cores(
+    samples: list[tuple[float, float, float]], window: tuple[float, float]
+) -> dict[str, float | None]:
+    """Cores the node and the honest pages' processes used on average in `window`, from
+    (time, node CPU s, pages' CPU s) samples: where a starved run's time went."""
+    inside = [s for s in samples if window[0] <= s[0] <= window[1]]
+    if len(inside) < 2 or inside[-1][0] <= inside[0][0]:
+        return {"node": None, "pages": None}
+    span = inside[-1][0] - inside[0][0]
+    return {
+        "node": round((inside[-1][1] - inside[0][1]) / span, 3),
+        "pages": round((inside[-1][2] - inside[0][2]) / span, 3),
+    }
 
 
 def rss_kib(pid: int) -> int:
@@ -159,6 +189,7 @@ def run_soak(plan: SoakPlan, logs: Path | None = None) -> dict[str, Any]:
     )
     workers: list[subprocess.Popen[str]] = []
     rss: list[tuple[float, int]] = []
+    cpu: list[tuple[float, float, float]] = []
     try:
         clip = logs / "clip.pickle"
         subprocess.run(
@@ -206,6 +237,9 @@ def run_soak(plan: SoakPlan, logs: Path | None = None) -> dict[str, Any]:
         hostile: subprocess.Popen[str] | None = None
         while time.time() < tail[1]:
             rss.append((round(time.time() - joined, 1), rss_kib(node.pid)))
+            cpu.append(
+                (time.time(), cpu_seconds(node.pid), sum(cpu_seconds(w.pid) for w in workers))
+            )
             if hostile is None and time.time() >= hostile_joins:
                 hostile = subprocess.Popen(
                     [
@@ -275,6 +309,11 @@ def run_soak(plan: SoakPlan, logs: Path | None = None) -> dict[str, Any]:
         "plan": asdict(plan),
         "honest_pages": joined_pages,
         "fps": phases,
+        "cpu_cores": {
+            "calm": phase_cores(cpu, (calm[0], hostile_joins)),
+            "attack": phase_cores(cpu, attack),
+            "machine": os.cpu_count(),
+        },
         "fps_ratio_attack_vs_calm": {
             kind: round(phases["attack"][kind]["mean"] / phases["calm"][kind]["mean"], 3)
             if phases["calm"][kind]["mean"]
@@ -293,6 +332,12 @@ def run_soak(plan: SoakPlan, logs: Path | None = None) -> dict[str, Any]:
         "received": {
             "worst_error_steps": max(p["worst_steps"] for p in pages.values()),
             "undecodable": sum(sum(p["undecodable"].values()) for p in pages.values()),
+            "undecodable_by_kind": dict(
+                sum(
+                    (collections.Counter(p["undecodable"]) for p in pages.values()),
+                    start=collections.Counter(),
+                )
+            ),
             "bad_text": sum(p["bad_text_count"] for p in pages.values()),
             "bad_text_examples": [t for p in pages.values() for t in p["bad_text"]][:5],
             "closed": [f"{n}: {c}" for n, p in pages.items() for c in p["closed"]],

@@ -41,7 +41,7 @@ from websockets.asyncio.client import connect
 
 from lpstream.backend import SenderOutput
 from lpstream.motion import Motion
-from lpstream.node import ice_consent
+from lpstream.node import ice_consent, sctp_acks
 from lpstream.node.framing import frame_packet, unframe_packet
 from lpstream.node.loopback import jpeg, load_face_frames
 from lpstream.node.loopback_keypoints import FPS, KeypointBrowser
@@ -94,10 +94,15 @@ class SoakPage(KeypointBrowser):
     def _on_motion(self, message: bytes) -> None:
         try:
             source_id, _ = unframe_packet(message)
+        except (ProtocolError, ValueError) as exc:
+            self._undecodable(f"{type(exc).__name__}, no source")
+            return
+        try:
             super()._on_motion(message)
         except (ProtocolError, ValueError) as exc:
-            key = f"{type(exc).__name__}"
-            self.undecodable[key] = self.undecodable.get(key, 0) + 1
+            # the node relays motion without decoding it: a roommate's packet whose header
+            # parses but whose body is noise reaches this page, whose decoder refuses it
+            self._undecodable(f"{type(exc).__name__} from {self.names().get(source_id, '?')}")
             return
         decoder = self.seen[source_id].decoder
         if decoder.last_status is not DecodeStatus.DECODED:
@@ -110,6 +115,9 @@ class SoakPage(KeypointBrowser):
         sent = self.order[index % len(self.order)]
         self.worst_steps = max(self.worst_steps, error_steps(sent, decoder.last_motion))
         self.shown.setdefault(name, []).append(time.time())
+
+    def _undecodable(self, key: str) -> None:
+        self.undecodable[key] = self.undecodable.get(key, 0) + 1
 
     def _on_control(self, message: str) -> None:
         try:
@@ -356,6 +364,9 @@ def main() -> None:
     # The pages stand in for browsers, whose consent checks wait for late answers (RFC 7675);
     # stock aioice would drop them from this side when this process is busy.
     ice_consent.install()
+    # ... and whose SCTP (usrsctp) acknowledges every second packet, not each one (a page
+    # receiving three streams sent a SACK for each of its 75 packets/s).
+    sctp_acks.install()
     if os.environ.get("SOAK_DEBUG"):  # diagnosis: ICE events and consent on this side too
         logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
         logging.getLogger("aioice").setLevel(logging.INFO)

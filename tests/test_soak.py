@@ -46,6 +46,9 @@ def test_calm_calls_keep_their_fps_while_a_hostile_peer_floods_every_channel(
     received = result["received"]
     assert received["closed"] == [] and received["not_connected_at_end"] == [], summary
     assert received["bad_text"] == 0, received["bad_text_examples"]
+    # motion that does not decode came only from the attacker, a roommate of `same` (the node
+    # relays without decoding; the page's decoder refuses it), never from another source
+    assert all(k.endswith(" from eve") for k in received["undecodable_by_kind"]), received
     assert received["worst_error_steps"] <= TOLERANCE_STEPS, summary
     assert received["portrait_errors"] == [], received
     assert received["portraits_missing"] == [], "every page got its honest roommates' portraits"
