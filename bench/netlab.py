@@ -2,8 +2,10 @@
 
 Each scenario builds the lab of `tests/netlab.py` (client and node namespaces through a
 user-space impairment forwarder; caps with `tbf`), runs `python -m lpstream.serve` (meshwarp)
-in the node namespace and two aiortc pages (`tests/netlab_peer.py`) in the client namespace,
-so every stream crosses the impaired link twice (page → node → page). Measured per mode:
+in the node namespace and two aiortc pages (`tests/netlab_peer.py`): by default (`--link
+own`) ann in the client namespace and bob beside the node, so the impaired link is one user's
+own and each stream crosses it once (ann's up or ann's down); `--link shared` puts both pages
+in the client namespace, so every stream crosses it twice (page → node → page). Measured per mode:
 avatar frames shown per second, the longest freeze, camera-to-avatar latency (keypoints only:
 send → decode on one clock), recovery after a 5 s blackout, and — keypoints only — that no
 shown motion is further from what was sent than the codec's quantiser bound. Both pages talk
@@ -51,8 +53,11 @@ def run_call(
     window_s: float = 10.0,
     blackout_at_s: float = 3.0,
     logs: Path | None = None,
+    link: str = "shared",
 ) -> dict[str, Any]:
-    """One call through the lab; its figures (`tests.netlab_peer.figures`)."""
+    """One call through the lab; its figures (`tests.netlab_peer.figures`). `link`: "shared"
+    puts both pages behind the impaired link (each stream crosses it twice), "own" only ann
+    (bob beside the node): the link is one user's, as a cap of 64 kbit/s means."""
     logs = logs or Path(tempfile.mkdtemp(prefix="netlab-"))
     if impairment.blackout_s:  # room to recover after it
         window_s = max(window_s, blackout_at_s + impairment.blackout_s + 7)
@@ -66,6 +71,7 @@ def run_call(
         client = lab.start(
             "client", sys.executable, "-m", "tests.netlab_peer", mode,
             f"ws://{lab.node_ip}:{PORT}/ws", "--window", str(window_s),
+            *(["--far-ns", lab.ns("node")] if link == "own" else []),
             log="client",
         )  # fmt: skip
         lab.wait_for("client", "steady", client, 90)
@@ -82,7 +88,7 @@ def run_call(
         return {"steady": steady, **figures(report, lab.blackouts())}
 
 
-def plot(results: list[dict[str, Any]], path: Path) -> None:
+def plot(results: list[dict[str, Any]], path: Path, link: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -105,7 +111,8 @@ def plot(results: list[dict[str, Any]], path: Path) -> None:
         axis.set_title(title)
         axis.legend()
     axes[1].set_yscale("log")
-    figure.suptitle("lpstream netlab: quality vs. link, keypoints vs. VP8 (both pages behind it)")
+    behind = "ann's own link" if link == "own" else "both pages behind it"
+    figure.suptitle(f"lpstream netlab: quality vs. link, keypoints vs. VP8 ({behind})")
     figure.tight_layout()
     figure.savefig(path, dpi=110)
 
@@ -134,6 +141,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scenarios", nargs="+", default=list(SCENARIOS))
     parser.add_argument("--modes", nargs="+", default=list(MODES))
     parser.add_argument("--window", type=float, default=12.0)
+    parser.add_argument(
+        "--link", choices=("own", "shared"), default="own",
+        help="own: only ann behind the impaired link (bob beside the node); shared: both",
+    )  # fmt: skip
     parser.add_argument("--output", type=Path, default=RESULTS / "netlab.json")
     args = parser.parse_args(argv)
     reason = unavailable()
@@ -145,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
         for mode in args.modes:
             print(f"== {name} / {mode}", flush=True)
             try:
-                figures = run_call(mode, SCENARIOS[name], args.window)
+                figures = run_call(mode, SCENARIOS[name], args.window, link=args.link)
             except (RuntimeError, AssertionError) as error:
                 figures = {"error": str(error)[-1500:], "worst": {"fps": 0.0}}
                 print(figures["error"][-600:], flush=True)
@@ -159,8 +170,10 @@ def main(argv: list[str] | None = None) -> int:
             {
                 "benchmark": "netlab",
                 "window_s": args.window,
+                "link": args.link,
                 "notes": [
-                    "both pages in the client namespace: each stream crosses the link twice",
+                    "link own: ann behind the impaired link, bob beside the node (each stream"
+                    " crosses the link once, up or down); shared: both pages behind it (twice)",
                     "loss applies to UDP only; delay, jitter, blackout and caps to everything",
                     "calls join on a clean link, loss/delay/jitter start 1 s before the window;"
                     " caps hold from the start",
@@ -172,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         + "\n"
     )
-    plot(results, args.output.with_suffix(".png"))
+    plot(results, args.output.with_suffix(".png"), args.link)
     print(summary)
     return 0
 

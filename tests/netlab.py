@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import ctypes
 import fcntl
 import json
 import os
@@ -32,6 +34,7 @@ import struct
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -174,6 +177,28 @@ class Lab:
                 start, end = json.loads(line)["blackout"]
                 found.append((start, end))
         return found
+
+
+CLONE_NEWNET = 0x40000000
+
+
+@contextlib.contextmanager
+def sockets_in(namespace: str) -> Iterator[None]:
+    """Sockets this thread opens meanwhile belong to network namespace `namespace` (one made
+    by `Lab`); they keep it afterwards. One process can so put one page behind the impaired
+    link and another beside the node, and time both on one clock."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    own = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+    target = os.open(f"/var/run/netns/{namespace}", os.O_RDONLY)
+    try:
+        if libc.setns(target, CLONE_NEWNET) != 0:
+            raise OSError(ctypes.get_errno(), f"setns into {namespace}")
+        yield
+    finally:
+        if libc.setns(own, CLONE_NEWNET) != 0:
+            raise OSError(ctypes.get_errno(), "setns back")
+        os.close(own)
+        os.close(target)
 
 
 # -- the forwarder (runs in the middle namespace) ----------------------------------------------

@@ -3,9 +3,10 @@ figures of what they showed.
 
 `python -m tests.netlab_peer MODE WS_URL --window S` joins `ann` and `bob` to one room on the
 node across the impaired link (both pages on the client side: every packet crosses the link
-twice, up to the node and down again), prints `steady` once both show the other's avatar (or
-after a timeout), waits `SETTLE_S` (the lab impairs the link from `steady` on), records for
-`S` seconds and prints one JSON line of raw events. Both pages
+twice, up to the node and down again; with `--far-ns NS` bob joins from NS, the node's side,
+so the link is ann's own and each stream crosses it once), prints `steady` once both show
+the other's avatar (or after a timeout), waits `SETTLE_S` (the lab impairs the link from
+`steady` on), records for `S` seconds and prints one JSON line of raw events. Both pages
 share this process's clock, CLOCK_MONOTONIC, which is also the forwarder's.
 
 - `keypoints`: KeypointBrowser pages playing d0.mp4's meshwarp motion. A frame is *shown*
@@ -45,6 +46,7 @@ from lpstream.node.loopback_keypoints import FPS, KeypointBrowser
 from lpstream.protocol import LANDMARKS, DecodeStatus
 from lpstream.protocol import motion_fields as mf
 from lpstream.shared_data import shared_dir
+from tests.netlab import sockets_in
 
 SETTLE_S = 1.0
 """Between `steady` and the measured window: the link's impairment takes hold."""
@@ -134,8 +136,17 @@ class MeasuredPage(KeypointBrowser):
         self.errors.append(error_steps(sent, decoder.last_motion))
 
 
+def joining_from(index: int, far_ns: str | None) -> contextlib.AbstractContextManager[None]:
+    """Page `index` 1 joins from `far_ns` (beside the node, off the impaired link) if given."""
+    return sockets_in(far_ns) if far_ns and index == 1 else contextlib.nullcontext()
+
+
 async def keypoints(
-    url: str, window_s: float, frames: list[np.ndarray], speech: np.ndarray
+    url: str,
+    window_s: float,
+    frames: list[np.ndarray],
+    speech: np.ndarray,
+    far_ns: str | None = None,
 ) -> dict[str, Any]:
     from lpstream.meshwarp.sender import MeshwarpSender
 
@@ -148,7 +159,8 @@ async def keypoints(
     listeners: list[asyncio.Task[None]] = []
     try:
         for index, page in enumerate(pages):
-            await page.join(motions[index * OFFSET :], OpusMicrophone(speech))
+            with joining_from(index, far_ns):
+                await page.join(motions[index * OFFSET :], OpusMicrophone(speech))
             page.upload(jpeg(frames[index * 10][:, 40:280]))
         listeners = [asyncio.create_task(heard[p.name].listen(p)) for p in pages]
         await steady(lambda: all(len(p.shown) >= 10 and heard[p.name].arrivals for p in pages))
@@ -184,7 +196,11 @@ async def keypoints(
 
 
 async def camera(
-    url: str, window_s: float, frames: list[np.ndarray], speech: np.ndarray
+    url: str,
+    window_s: float,
+    frames: list[np.ndarray],
+    speech: np.ndarray,
+    far_ns: str | None = None,
 ) -> dict[str, Any]:
     from lpstream.node.avatar_track import placeholder_frame
 
@@ -208,7 +224,8 @@ async def camera(
     watchers: list[asyncio.Task[None]] = []
     try:
         for index, page in enumerate(pages):
-            await page.join(FileCamera(frames[index * OFFSET :]), OpusMicrophone(speech))
+            with joining_from(index, far_ns):
+                await page.join(FileCamera(frames[index * OFFSET :]), OpusMicrophone(speech))
             page.upload(jpeg(frames[index * 10][:, 40:280]))
         watchers = [asyncio.create_task(watch(p)) for p in pages]
         watchers += [asyncio.create_task(heard[p.name].listen(p)) for p in pages]
@@ -294,12 +311,15 @@ def main() -> None:
     parser.add_argument("mode", choices=["keypoints", "camera"])
     parser.add_argument("url")
     parser.add_argument("--window", type=float, default=10.0)
+    parser.add_argument(
+        "--far-ns", help="the second page joins from this namespace (beside the node)"
+    )
     args = parser.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     frames = load_face_frames(shared_dir() / "media" / "d0.mp4")
     speech = load_speech(shared_dir() / "media" / "d6.mp4", 8.0)
     run = keypoints if args.mode == "keypoints" else camera
-    report = asyncio.run(run(args.url, args.window, frames, speech))
+    report = asyncio.run(run(args.url, args.window, frames, speech, args.far_ns))
     print(json.dumps(report), flush=True)
 
 

@@ -62,3 +62,21 @@ def test_keypoints_recover_quickly_after_a_5_s_blackout(tmp_path: Path) -> None:
     assert worst["corrupted"] == 0, figures
     assert 4.9 < worst["audio_longest_gap_s"] < 7.0, figures  # the voices come back too
     assert namespaces() == before, "the lab removed its namespaces"
+
+
+def test_a_keypoint_call_fits_a_users_own_256_kbit_link(tmp_path: Path) -> None:
+    """Only ann behind the cap (bob beside the node): the link is one user's own, up and
+    down. The call, voices included, fits with room to spare (a VP8 call of the same clip
+    showed 5 fps there in bench/netlab.py)."""
+    shared_file("media/d0.mp4")
+    before = namespaces()
+    figures = run_call(
+        "keypoints", Impairment(rate_kbit=256), window_s=6, logs=tmp_path, link="own"
+    )
+    worst = figures["worst"]
+    assert figures["steady"], figures
+    assert worst["fps"] > 20, figures  # both directions of ann's link: bob sees ann, ann bob
+    assert worst["latency_ms_p50"] < 100, figures  # no standing queue in the cap
+    assert worst["corrupted"] == 0, figures
+    assert worst["audio_s_per_s"] > 0.9, figures
+    assert namespaces() == before, "the lab removed its namespaces"
