@@ -15,7 +15,11 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench._process_cpu import cpu_seconds
 from lpstream.node.loopback_audio import OpusMicrophone, load_speech
 from lpstream.node.loopback_keypoints import KeypointBrowser
 from lpstream.shared_data import shared_dir
@@ -35,11 +39,6 @@ asyncio.run(main())
 """
 
 
-def cpu_s(pid: int) -> float:
-    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 async def window(port: int, pid: int, room: str, speech: object, window_s: float) -> float:
     pages = [KeypointBrowser(f"ws://127.0.0.1:{port}/ws", room, f"p{i}") for i in range(3)]
     try:
@@ -47,9 +46,9 @@ async def window(port: int, pid: int, room: str, speech: object, window_s: float
             mic = OpusMicrophone(speech[48000 * index :]) if speech is not None else None
             await page.join(microphone=mic)
         await asyncio.sleep(3)
-        start, wall = cpu_s(pid), time.monotonic()
+        start, wall = cpu_seconds(pid), time.monotonic()
         await asyncio.sleep(window_s)
-        return (cpu_s(pid) - start) / (time.monotonic() - wall)
+        return (cpu_seconds(pid) - start) / (time.monotonic() - wall)
     finally:
         for page in pages:
             await page.close()

@@ -26,6 +26,9 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench._process_cpu import cpu_seconds
 from lpstream.meshwarp.sender import MeshwarpSender
 from lpstream.node.loopback import jpeg, load_face_frames
 from lpstream.node.loopback_keypoints import KeypointBrowser
@@ -33,18 +36,12 @@ from lpstream.protocol import DecodeStatus
 from lpstream.shared_data import shared_dir
 
 RESULT = Path(__file__).resolve().parent / "results" / "keypoint_node_cpu.json"
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime + stime
 
 
 def wait_healthy(port: int, limit_s: float = 60) -> None:

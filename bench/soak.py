@@ -42,9 +42,10 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
+from bench._process_cpu import cpu_seconds  # noqa: E402
+
 RESULTS = HERE / "results"
 RSS_EVERY_S = 2.0
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 SAME_ROOM = "same"
 HOSTILE_ROOMS = ("evil", SAME_ROOM)
 HOSTILE_JOIN_LEAD_S = 20.0
@@ -77,15 +78,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of process `pid` so far (0 once it is gone)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
 def phase_cores(
@@ -300,6 +292,9 @@ def run_soak(plan: SoakPlan, logs: Path | None = None) -> dict[str, Any]:
     # connections here: new participants, not growth)
     all_joined = next((k for t, k in rss if t >= attack[0] - joined), rss[-1][1])
     honest_in = collections.Counter(p["room"] for p in pages.values())
+    undecodable: collections.Counter[str] = collections.Counter()
+    for page in pages.values():
+        undecodable.update(page["undecodable"])
     phases = {
         "calm": phase_fps(pages, (calm[0], hostile_joins)),
         "attack": phase_fps(pages, attack),
@@ -331,13 +326,8 @@ def run_soak(plan: SoakPlan, logs: Path | None = None) -> dict[str, Any]:
         },
         "received": {
             "worst_error_steps": max(p["worst_steps"] for p in pages.values()),
-            "undecodable": sum(sum(p["undecodable"].values()) for p in pages.values()),
-            "undecodable_by_kind": dict(
-                sum(
-                    (collections.Counter(p["undecodable"]) for p in pages.values()),
-                    start=collections.Counter(),
-                )
-            ),
+            "undecodable": sum(undecodable.values()),
+            "undecodable_by_kind": dict(undecodable),
             "bad_text": sum(p["bad_text_count"] for p in pages.values()),
             "bad_text_examples": [t for p in pages.values() for t in p["bad_text"]][:5],
             "closed": [f"{n}: {c}" for n, p in pages.items() for c in p["closed"]],
